@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * blockstore: a file's bytes, inside the caller's store transaction.
+ *
+ * Files up to the volume's inline threshold keep their bytes in one inline
+ * record beside the inode; larger files are cut into fixed-size chunks keyed
+ * by index. Every record carries a SHA-256 of its payload, verified on each
+ * read: a mismatch is -EIO and a log line. A record's payload may be shorter
+ * than the range it covers: the rest reads as zeros, and a chunk that was
+ * never written (a hole) has no record at all.
+ */
+#ifndef METAFS_BLOCKSTORE_H
+#define METAFS_BLOCKSTORE_H
+
+#include "metadata.h"
+
+struct bs_config {
+	uint32_t inline_threshold;
+	uint32_t chunk_size;
+};
+
+/* Reads up to size bytes at off, clamped to the inode's size. Returns the count. */
+ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in,
+		uint64_t off, size_t size, char *buf);
+/* Applies sorted, non-overlapping extents; updates in->size and in->flags. */
+int bs_write(struct store_txn *t, const struct bs_config *c, struct inode_rec *in,
+	     const struct ns_extent *ext, size_t n);
+/* Sets the size, dropping or zero-extending; moves between inline and chunks. */
+int bs_truncate(struct store_txn *t, const struct bs_config *c, struct inode_rec *in, uint64_t size);
+/* Deletes every data record of the inode. */
+int bs_free(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in);
+
+/* Record framing, exposed for fsck and tests. */
+#define BS_HEADER_LEN 33
+int bs_frame(const void *payload, size_t len, unsigned char **out, size_t *out_len);
+/* Verifies a framed record; on success points *payload into rec. */
+int bs_unframe(const void *rec, size_t rec_len, const void **payload, size_t *len);
+
+#endif

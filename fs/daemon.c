@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * FUSE low-level operations: each request becomes one namespace call.
+ *
+ * Cache settings are chosen for a single-host volume, where every change
+ * goes through this daemon and so through the kernel, which updates its own
+ * caches as it goes: entries and attributes are cached for a second,
+ * file pages are kept across opens (keep_cache), symlinks are cached.
+ */
+#include "fs.h"
+#include "nodes.h"
+#include "common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT 1.0
+/* A file's pending writes are committed once they pass this many bytes. */
+#define WRITE_BUFFER_MAX (8u << 20)
+#define MAX_WRITE (1u << 20)
+
+struct mfs_fs {
+	struct mfs_volume *vol;
+	struct fuse_session *se;
+	struct node_table nodes;
+	bool mounted;
+};
+
+static struct mfs_fs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct mfs_ctx req_ctx(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return (struct mfs_ctx){ c->uid, c->gid, (uint32_t)c->pid };
+}
+
+static void to_stat(const struct inode_rec *in, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = 4096;
+	/* a sparse file's holes take no space, but chunks are not counted
+	 * here: report the size rounded up, as most tools expect */
+	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
+	st->st_atim = in->atime;
+	st->st_mtim = in->mtime;
+	st->st_ctim = in->ctime;
+}
+
+/* Shows pending writes in the attributes: size and mtime. */
+static void overlay_attr(struct mfs_fs *fs, struct inode_rec *in)
+{
+	struct node *n = node_get(&fs->nodes, in->ino, false);
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->buf.n) {
+		if (n->buf.end > in->size)
+			in->size = n->buf.end;
+		in->mtime = n->buf.mtime;
+	}
+	pthread_mutex_unlock(&n->lock);
+	node_put(&fs->nodes, n, 0, 0);
+}
+
+static void release_node(struct mfs_fs *fs, struct node *n, uint64_t forget, uint32_t close)
+{
+	uint64_t ino = n->ino;
+	if (node_put(&fs->nodes, n, forget, close)) {
+		int rc = ns_reclaim(fs->vol, ino);
+		if (rc < 0)
+			log_error("inode %llu: cannot free after its last use: %s",
+				  (unsigned long long)ino, strerror(-rc));
+	}
+}
+
+/* Replies with an entry and counts the kernel's new reference. */
+static void reply_entry(fuse_req_t req, const struct inode_rec *in)
+{
+	struct mfs_fs *fs = FS(req);
+	struct node *n = node_get(&fs->nodes, in->ino, true);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct fuse_entry_param e = { .ino = in->ino, .generation = 1,
+				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+	struct inode_rec a = *in;
+	overlay_attr(fs, &a);
+	to_stat(&a, &e.attr);
+	node_add_lookup(&fs->nodes, n);
+	if (fuse_reply_entry(req, &e) != 0)
+		release_node(fs, n, 1, 0); /* the kernel did not take it */
+	else
+		release_node(fs, n, 0, 0);
+}
+
+/* Commits a node's pending writes; the caller holds n->lock. */
+static int flush_locked(struct mfs_fs *fs, struct node *n)
+{
+	struct wbuf *b = &n->buf;
+	if (!b->n)
+		return 0;
+	struct ns_extent *ext = malloc(b->n * sizeof *ext);
+	if (!ext)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		ext[i] = (struct ns_extent){ b->v[i].off, b->v[i].len, b->v[i].data };
+	int rc = ns_write(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, NULL);
+	free(ext);
+	if (rc < 0)
+		log_error("inode %llu: cannot commit %zu buffered bytes: %s",
+			  (unsigned long long)n->ino, b->bytes, strerror(-rc));
+	/* on failure the bytes are dropped after the error is reported to the
+	 * caller of close/fsync, as a local filesystem reports EIO once */
+	wbuf_clear(b);
+	return rc;
+}
+
+static int flush_ino(struct mfs_fs *fs, uint64_t ino)
+{
+	struct node *n = node_get(&fs->nodes, ino, false);
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	int rc = flush_locked(fs, n);
+	pthread_mutex_unlock(&n->lock);
+	release_node(fs, n, 0, 0);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	conn->max_write = MAX_WRITE;
+	conn->max_readahead = MAX_WRITE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS; /* every op is its own transaction */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* no writeback cache: writes reach the daemon with their caller, and
+	 * the daemon's own buffer batches them into transactions */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void flush_each(struct node *n, void *arg)
+{
+	struct mfs_fs *fs = arg;
+	pthread_mutex_lock(&n->lock);
+	flush_locked(fs, n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void op_destroy(void *userdata)
+{
+	struct mfs_fs *fs = userdata;
+	nodes_each(&fs->nodes, flush_each, fs);
+	/* inodes unlinked while in use: nothing can use them any more */
+	int rc = ns_reclaim_orphans(fs->vol);
+	if (rc < 0)
+		log_error("cannot free unlinked inodes at unmount: %s", strerror(-rc));
+	rc = ns_sync(fs->vol);
+	if (rc < 0)
+		log_error("cannot sync the volume at unmount: %s", strerror(-rc));
+}
+
+/* ---------------------------------------------------------------- names */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct inode_rec in;
+	int rc = ns_lookup(FS(req)->vol, parent, name, &in);
+	if (rc == -ENOENT) {
+		/* a negative entry the kernel may cache */
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = ENTRY_TIMEOUT };
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &in);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct mfs_fs *fs = FS(req);
+	struct node *n = node_get(&fs->nodes, ino, false);
+	if (n)
+		release_node(fs, n, nlookup, 0);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct mfs_fs *fs = FS(req);
+	for (size_t i = 0; i < count; i++) {
+		struct node *n = node_get(&fs->nodes, forgets[i].ino, false);
+		if (n)
+			release_node(fs, n, forgets[i].nlookup, 0);
+	}
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct inode_rec in;
+	int rc = ns_getattr(FS(req)->vol, ino, &in);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	overlay_attr(FS(req), &in);
+	struct stat st;
+	to_stat(&in, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	/* pending writes first: they would otherwise land after, and undo,
+	 * an explicit size or mtime */
+	int rc = flush_ino(fs, ino);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct ns_setattr r = { 0 };
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		r.mask |= MFS_SET_MODE;
+		r.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		r.mask |= MFS_SET_UID;
+		r.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		r.mask |= MFS_SET_GID;
+		r.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		r.mask |= MFS_SET_SIZE;
+		r.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		r.mask |= MFS_SET_ATIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME) {
+		r.mask |= MFS_SET_ATIME;
+		r.atime = attr->st_atim;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		r.mask |= MFS_SET_MTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME) {
+		r.mask |= MFS_SET_MTIME;
+		r.mtime = attr->st_mtim;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		r.mask |= MFS_SET_CTIME;
+		r.ctime = attr->st_ctim;
+	}
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	rc = ns_setattr(fs->vol, &c, ino, &r, &in);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct stat st;
+	to_stat(&in, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[MFS_SYMLINK_MAX + 1];
+	int rc = ns_readlink(FS(req)->vol, ino, buf, sizeof buf - 1);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	buf[rc] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	int rc = ns_mknod(FS(req)->vol, &c, parent, name, mode, rdev, &in);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &in);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	int rc = ns_mkdir(FS(req)->vol, &c, parent, name, mode, &in);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &in);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	int rc = ns_symlink(FS(req)->vol, &c, parent, name, target, &in);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &in);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	int rc = flush_ino(FS(req), ino);
+	if (!rc)
+		rc = ns_link(FS(req)->vol, &c, ino, newparent, newname, &in);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &in);
+}
+
+/* An inode lost its last name: free it now, or when its last user goes. */
+static void handle_unlinked(struct mfs_fs *fs, const struct ns_unlinked *g)
+{
+	if (!g->ino || g->nlink > 0)
+		return;
+	bool known;
+	node_mark_unlinked(&fs->nodes, g->ino, &known);
+	if (!known) {
+		int rc = ns_reclaim(fs->vol, g->ino);
+		if (rc < 0)
+			log_error("inode %llu: cannot free: %s", (unsigned long long)g->ino, strerror(-rc));
+	}
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct ns_unlinked g = { 0 };
+	int rc = ns_unlink(FS(req)->vol, &c, parent, name, &g);
+	if (!rc)
+		handle_unlinked(FS(req), &g);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct ns_unlinked g = { 0 };
+	int rc = ns_rmdir(FS(req)->vol, &c, parent, name, &g);
+	if (!rc)
+		handle_unlinked(FS(req), &g);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct mfs_ctx c = req_ctx(req);
+	struct ns_unlinked g = { 0 };
+	int rc = ns_rename(FS(req)->vol, &c, parent, name, newparent, newname, flags, &g);
+	if (!rc)
+		handle_unlinked(FS(req), &g);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	struct node *n = node_get(&fs->nodes, ino, true);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	node_add_open(&fs->nodes, n);
+	/* pages stay valid across opens: nothing changes a file behind the
+	 * kernel's back on a single-host volume */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		release_node(fs, n, 0, 1);
+	else
+		release_node(fs, n, 0, 0);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	struct mfs_ctx c = req_ctx(req);
+	struct inode_rec in;
+	int rc = ns_mknod(fs->vol, &c, parent, name, (mode & 07777) | S_IFREG, 0, &in);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct node *n = node_get(&fs->nodes, in.ino, true);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct fuse_entry_param e = { .ino = in.ino, .generation = 1,
+				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+	to_stat(&in, &e.attr);
+	node_add_lookup(&fs->nodes, n);
+	node_add_open(&fs->nodes, n);
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) != 0)
+		release_node(fs, n, 1, 1);
+	else
+		release_node(fs, n, 0, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct node *n = node_get(&fs->nodes, ino, false);
+	ssize_t got;
+	if (n) {
+		/* held across the read so that a commit cannot slip between the
+		 * committed bytes and the pending ones */
+		pthread_mutex_lock(&n->lock);
+		got = ns_read(fs->vol, ino, (uint64_t)off, size, buf);
+		if (got >= 0 && n->buf.n) {
+			uint64_t end = (uint64_t)off + size;
+			if (end > n->buf.end)
+				end = n->buf.end > (uint64_t)off ? n->buf.end : (uint64_t)off;
+			size_t want = (size_t)(end - (uint64_t)off);
+			if (want > (size_t)got) {
+				memset(buf + got, 0, want - (size_t)got);
+				got = (ssize_t)want;
+			}
+			wbuf_overlay(&n->buf, (uint64_t)off, buf, (size_t)got);
+		}
+		pthread_mutex_unlock(&n->lock);
+		release_node(fs, n, 0, 0);
+	} else {
+		got = ns_read(fs->vol, ino, (uint64_t)off, size, buf);
+	}
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	struct node *n = node_get(&fs->nodes, ino, true);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&n->lock);
+	if (!n->buf.n)
+		n->buf.ctx = req_ctx(req);
+	int rc = wbuf_add(&n->buf, (uint64_t)off, data, size);
+	if (!rc) {
+		n->buf.mtime = mfs_now();
+		if (n->buf.bytes >= WRITE_BUFFER_MAX)
+			rc = flush_locked(fs, n);
+	}
+	pthread_mutex_unlock(&n->lock);
+	release_node(fs, n, 0, 0);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -flush_ino(FS(req), ino));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mfs_fs *fs = FS(req);
+	struct node *n = node_get(&fs->nodes, ino, false);
+	if (n) {
+		pthread_mutex_lock(&n->lock);
+		flush_locked(fs, n);
+		pthread_mutex_unlock(&n->lock);
+		release_node(fs, n, 0, 1);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int rc = flush_ino(FS(req), ino);
+	if (!rc)
+		rc = ns_sync(FS(req)->vol);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -ns_sync(FS(req)->vol));
+}
+
+/* ---------------------------------------------------------------- directories */
+
+struct dirbuf {
+	fuse_req_t req;
+	struct mfs_fs *fs;
+	char *buf;
+	size_t size, used;
+	bool plus;
+};
+
+static int fill_dir(void *arg, const char *name, size_t len, const struct inode_rec *attr,
+		    uint32_t type, uint64_t ino, uint64_t next)
+{
+	struct dirbuf *d = arg;
+	char nm[MFS_NAME_MAX + 1];
+	memcpy(nm, name, len);
+	nm[len] = '\0';
+	size_t need;
+	if (!d->plus) {
+		struct stat st = { .st_ino = ino, .st_mode = type };
+		need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, nm, &st, (off_t)next);
+		if (need > d->size - d->used)
+			return 1;
+		d->used += need;
+		return 0;
+	}
+	struct fuse_entry_param e = { .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+	bool dots = !strcmp(nm, ".") || !strcmp(nm, "..");
+	if (dots) {
+		/* no lookup reference for the dot entries: ino 0 tells the
+		 * kernel to take none */
+		e.attr.st_ino = ino;
+		e.attr.st_mode = type;
+	} else {
+		e.ino = ino;
+		e.generation = 1;
+		struct inode_rec a = *attr;
+		overlay_attr(d->fs, &a);
+		to_stat(&a, &e.attr);
+	}
+	need = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, nm, &e, (off_t)next);
+	if (need > d->size - d->used)
+		return 1;
+	d->used += need;
+	if (!dots) {
+		struct node *n = node_get(&d->fs->nodes, ino, true);
+		if (!n)
+			return -ENOMEM;
+		node_add_lookup(&d->fs->nodes, n);
+		node_put(&d->fs->nodes, n, 0, 0);
+	}
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+	struct dirbuf d = { req, FS(req), malloc(size), size, 0, plus };
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = ns_readdir(d.fs->vol, ino, (uint64_t)off, plus, fill_dir, &d);
+	if (rc < 0 && d.used == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int rc = ns_statfs(FS(req)->vol, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+/* ---------------------------------------------------------------- xattrs */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct mfs_ctx c = req_ctx(req);
+	fuse_reply_err(req, -ns_setxattr(FS(req)->vol, &c, ino, name, value, size, flags));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = ns_getxattr(FS(req)->vol, ino, name, buf, size);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)rc);
+	else
+		fuse_reply_buf(req, buf, (size_t)rc);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = ns_listxattr(FS(req)->vol, ino, buf, size);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)rc);
+	else
+		fuse_reply_buf(req, buf, (size_t)rc);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct mfs_ctx c = req_ctx(req);
+	fuse_reply_err(req, -ns_removexattr(FS(req)->vol, &c, ino, name));
+}
+
+static const struct fuse_lowlevel_ops mfs_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
+
+/* ---------------------------------------------------------------- session */
+
+int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, struct mfs_fs **out)
+{
+	struct mfs_fs *fs = calloc(1, sizeof *fs);
+	if (!fs)
+		return -ENOMEM;
+	fs->vol = v;
+	if (nodes_init(&fs->nodes)) {
+		free(fs);
+		return -ENOMEM;
+	}
+	/* The volume names the mount (fsname) so tools can find it from any
+	 * path inside. default_permissions is always on: the kernel checks
+	 * permission bits, and the namespace layer trusts those checks. */
+	char opt[4200];
+	char *esc = malloc(strlen(v->store->spec) * 2 + 1);
+	if (!esc) {
+		nodes_fini(&fs->nodes);
+		free(fs);
+		return -ENOMEM;
+	}
+	char *q = esc;
+	for (const char *p = v->store->spec; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			*q++ = '\\';
+		*q++ = *p;
+	}
+	*q = '\0';
+	snprintf(opt, sizeof opt, "-ofsname=%s,subtype=metafs,default_permissions", esc);
+	free(esc);
+	if (fuse_opt_add_arg(args, opt) != 0) {
+		nodes_fini(&fs->nodes);
+		free(fs);
+		return -ENOMEM;
+	}
+	fs->se = fuse_session_new(args, &mfs_ops, sizeof mfs_ops, fs);
+	if (!fs->se) {
+		nodes_fini(&fs->nodes);
+		free(fs);
+		return -EINVAL;
+	}
+	*out = fs;
+	return 0;
+}
+
+int mfs_fs_mount(struct mfs_fs *fs, const char *mountpoint)
+{
+	if (fuse_session_mount(fs->se, mountpoint) != 0)
+		return -EIO;
+	fs->mounted = true;
+	return 0;
+}
+
+int mfs_fs_run(struct mfs_fs *fs)
+{
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	/* two cores: a handful of threads keeps both busy while some wait
+	 * on locks or the disk */
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	int rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	fuse_remove_signal_handlers(fs->se);
+	return rc < 0 ? rc : 0;
+}
+
+void mfs_fs_destroy(struct mfs_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->mounted)
+		fuse_session_unmount(fs->se);
+	fuse_session_destroy(fs->se);
+	nodes_fini(&fs->nodes);
+	free(fs);
+}

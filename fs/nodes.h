@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon's in-memory state per inode the kernel knows: lookup and open
+ * counts, and the buffer of writes not yet committed. */
+#ifndef METAFS_FS_NODES_H
+#define METAFS_FS_NODES_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "metadata.h"
+
+struct extent {
+	uint64_t off;
+	size_t len, cap;
+	char *data;
+};
+
+/* Writes waiting for a commit, kept sorted and non-overlapping. */
+struct wbuf {
+	struct extent *v;
+	size_t n, cap;
+	size_t bytes;
+	uint64_t end; /* highest byte written + 1 */
+	struct timespec mtime; /* when the last write was made */
+	struct mfs_ctx ctx; /* who wrote, for the changelog */
+};
+
+struct node {
+	uint64_t ino;
+	uint64_t nlookup; /* kernel references, released by forget */
+	uint32_t nopen; /* open handles */
+	uint32_t refs; /* operations in flight holding the node */
+	bool unlinked; /* the last name is gone: reclaim when unused */
+	pthread_mutex_t lock; /* guards buf and its commits */
+	struct wbuf buf;
+	struct node *next;
+};
+
+struct node_table {
+	pthread_mutex_t lock;
+	struct node **slots;
+	size_t nslots, count;
+};
+
+int nodes_init(struct node_table *t);
+void nodes_fini(struct node_table *t);
+/* Finds (or with create, makes) the node and takes a reference on it. */
+struct node *node_get(struct node_table *t, uint64_t ino, bool create);
+/* Drops a reference plus nlookup/nopen counts; returns true when the node
+ * was freed and it was unlinked, so the caller reclaims the inode. */
+bool node_put(struct node_table *t, struct node *n, uint64_t forget, uint32_t close);
+void node_add_lookup(struct node_table *t, struct node *n);
+void node_add_open(struct node_table *t, struct node *n);
+void node_mark_unlinked(struct node_table *t, uint64_t ino, bool *known);
+/* Calls fn on every node (used at unmount); fn may not free nodes. */
+void nodes_each(struct node_table *t, void (*fn)(struct node *n, void *arg), void *arg);
+
+int wbuf_add(struct wbuf *b, uint64_t off, const char *data, size_t len);
+/* Copies buffered bytes over buf, which holds [off, off+len). */
+void wbuf_overlay(const struct wbuf *b, uint64_t off, char *buf, size_t len);
+void wbuf_clear(struct wbuf *b);
+
+#endif

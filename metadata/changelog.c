@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Changelog record encoding: a fixed little-endian header, then the strings. */
+#include "metadata.h"
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CL_FORMAT 1
+#define CL_HEADER_LEN (2 + 8 * 8 + 4 * 10)
+
+static const char *const op_names[CL_OP_MAX] = {
+	[CL_CREATE] = "create",   [CL_MKDIR] = "mkdir",     [CL_MKNOD] = "mknod",
+	[CL_SYMLINK] = "symlink", [CL_LINK] = "link",       [CL_UNLINK] = "unlink",
+	[CL_RMDIR] = "rmdir",     [CL_RENAME] = "rename",   [CL_SETATTR] = "setattr",
+	[CL_WRITE] = "write",     [CL_SETXATTR] = "setxattr", [CL_REMOVEXATTR] = "removexattr",
+};
+
+const char *cl_op_name(uint32_t op)
+{
+	if (op == 0 || op >= CL_OP_MAX)
+		return "unknown";
+	return op_names[op];
+}
+
+int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
+{
+	size_t len = CL_HEADER_LEN + (size_t)r->name_len + r->new_name_len + r->xname_len + r->value_len;
+	unsigned char *p = malloc(len);
+	if (!p)
+		return -ENOMEM;
+	unsigned char *q = p;
+	*q++ = CL_FORMAT;
+	*q++ = (unsigned char)r->op;
+	uint64_t u64s[] = { (uint64_t)r->time_ns, r->ino, r->version, r->parent,
+			    r->new_parent, r->replaced, r->size, 0 };
+	for (size_t i = 0; i < MFS_ARRAY_LEN(u64s); i++, q += 8)
+		put_le64(q, u64s[i]);
+	uint32_t u32s[] = { r->uid, r->gid, r->pid, r->mode, r->fields, r->nlink,
+			    r->name_len, r->new_name_len, r->xname_len, r->value_len };
+	for (size_t i = 0; i < MFS_ARRAY_LEN(u32s); i++, q += 4)
+		put_le32(q, u32s[i]);
+	if (r->name_len)
+		memcpy(q, r->name, r->name_len), q += r->name_len;
+	if (r->new_name_len)
+		memcpy(q, r->new_name, r->new_name_len), q += r->new_name_len;
+	if (r->xname_len)
+		memcpy(q, r->xname, r->xname_len), q += r->xname_len;
+	if (r->value_len)
+		memcpy(q, r->value, r->value_len), q += r->value_len;
+	*out = p;
+	*out_len = len;
+	return 0;
+}
+
+int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
+{
+	memset(r, 0, sizeof *r);
+	if (len < CL_HEADER_LEN || p[0] != CL_FORMAT)
+		return -EINVAL;
+	r->op = p[1];
+	const unsigned char *q = p + 2;
+	uint64_t u64s[8];
+	for (size_t i = 0; i < 8; i++, q += 8)
+		u64s[i] = get_le64(q);
+	uint32_t u32s[10];
+	for (size_t i = 0; i < 10; i++, q += 4)
+		u32s[i] = get_le32(q);
+	r->time_ns = (int64_t)u64s[0];
+	r->ino = u64s[1];
+	r->version = u64s[2];
+	r->parent = u64s[3];
+	r->new_parent = u64s[4];
+	r->replaced = u64s[5];
+	r->size = u64s[6];
+	r->uid = u32s[0];
+	r->gid = u32s[1];
+	r->pid = u32s[2];
+	r->mode = u32s[3];
+	r->fields = u32s[4];
+	r->nlink = u32s[5];
+	r->name_len = u32s[6];
+	r->new_name_len = u32s[7];
+	r->xname_len = u32s[8];
+	r->value_len = u32s[9];
+	size_t need = (size_t)r->name_len + r->new_name_len + r->xname_len + r->value_len;
+	if (len - CL_HEADER_LEN != need || r->op == 0 || r->op >= CL_OP_MAX)
+		return -EINVAL;
+	r->name = (const char *)q;
+	q += r->name_len;
+	r->new_name = (const char *)q;
+	q += r->new_name_len;
+	r->xname = (const char *)q;
+	q += r->xname_len;
+	r->value = q;
+	return 0;
+}

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * metadata: the volume, the store interface every backend implements, the
+ * changelog records, and the namespace layer that writes the POSIX rules once
+ * over that interface.
+ *
+ * Error convention: functions return 0 (or a non-negative count) on success
+ * and a negative errno on failure.
+ */
+#ifndef METAFS_METADATA_H
+#define METAFS_METADATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define MFS_ROOT_INO 1
+#define MFS_NAME_MAX 255
+#define MFS_XATTR_NAME_MAX 255
+#define MFS_XATTR_VALUE_MAX 65536
+#define MFS_SYMLINK_MAX 4095
+#define MFS_FORMAT_VERSION 1
+#define MFS_DEFAULT_INLINE_THRESHOLD (64u * 1024)
+#define MFS_DEFAULT_CHUNK_SIZE (256u * 1024)
+#define MFS_MAX_CHUNK_SIZE (16u * 1024 * 1024)
+
+/* A transaction that lost a lock race or a deadlock: the caller retries it whole. */
+#define MFS_ERETRY (-EDEADLK)
+
+/* ---------------------------------------------------------------- records */
+
+#define INODE_F_CHUNKED 0x1 /* data lives in chunks, not inline */
+
+struct inode_rec {
+	uint64_t ino;
+	uint32_t mode; /* type and permission bits, as st_mode */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t rdev;
+	uint64_t size;
+	struct timespec atime, mtime, ctime, btime;
+	uint64_t version; /* grows on every change of this inode */
+	uint64_t parent; /* directories only: the directory holding it */
+	uint64_t next_cookie; /* directories only: next readdir cookie to hand out */
+	uint32_t flags; /* INODE_F_* */
+};
+
+struct dirent_rec {
+	uint64_t ino;
+	uint32_t type; /* S_IFMT bits of the target */
+	uint64_t cookie; /* stable position in readdir order */
+};
+
+struct superblock {
+	uint32_t format_version;
+	unsigned char uuid[16];
+	uint32_t inline_threshold;
+	uint32_t chunk_size;
+	int64_t created_ns;
+};
+
+/* ---------------------------------------------------------------- changelog */
+
+enum cl_op {
+	CL_CREATE = 1,
+	CL_MKDIR,
+	CL_MKNOD,
+	CL_SYMLINK,
+	CL_LINK,
+	CL_UNLINK,
+	CL_RMDIR,
+	CL_RENAME,
+	CL_SETATTR,
+	CL_WRITE,
+	CL_SETXATTR,
+	CL_REMOVEXATTR,
+	CL_OP_MAX
+};
+
+/* setattr field bits, used by requests and recorded in CL_SETATTR */
+#define MFS_SET_MODE (1u << 0)
+#define MFS_SET_UID (1u << 1)
+#define MFS_SET_GID (1u << 2)
+#define MFS_SET_SIZE (1u << 3)
+#define MFS_SET_ATIME (1u << 4)
+#define MFS_SET_MTIME (1u << 5)
+#define MFS_SET_CTIME (1u << 6)
+#define MFS_SET_ATIME_NOW (1u << 7)
+#define MFS_SET_MTIME_NOW (1u << 8)
+
+struct cl_rec {
+	uint64_t seq; /* assigned at commit */
+	int64_t time_ns;
+	uint32_t op;
+	uint64_t ino;
+	uint64_t version; /* inode version after the change */
+	uint32_t uid, gid, pid;
+	uint32_t mode; /* inode mode after the change */
+	uint64_t parent, new_parent;
+	const char *name, *new_name;
+	uint32_t name_len, new_name_len;
+	uint64_t replaced; /* rename: inode that was at the target, 0 if none */
+	uint32_t fields; /* setattr: MFS_SET_* bits */
+	uint32_t nlink; /* link count after the change */
+	uint64_t size;
+	const char *xname;
+	uint32_t xname_len;
+	const void *value;
+	uint32_t value_len;
+};
+
+const char *cl_op_name(uint32_t op);
+/* Encodes without seq (the key carries it). Returns malloc'd bytes. */
+int cl_encode(const struct cl_rec *rec, unsigned char **out, size_t *out_len);
+/* Decodes into rec; string pointers point into data. */
+int cl_decode(const unsigned char *data, size_t len, struct cl_rec *rec);
+
+/* ---------------------------------------------------------------- store */
+
+struct store;
+struct store_txn;
+
+typedef int (*dir_list_cb)(void *arg, const char *name, size_t name_len,
+			   const struct dirent_rec *d);
+typedef int (*xattr_list_cb)(void *arg, const char *name, size_t name_len);
+typedef int (*chunk_list_cb)(void *arg, uint64_t index);
+typedef int (*ino_list_cb)(void *arg, uint64_t ino);
+typedef int (*changelog_cb)(void *arg, const struct cl_rec *rec);
+
+/*
+ * The narrow transactional record interface. Reads see committed data plus
+ * the transaction's own writes (READ COMMITTED). A read that precedes a write
+ * of the same record passes lock=true. Any op may return MFS_ERETRY, after
+ * which the caller aborts and runs the whole operation again.
+ * Callbacks return 0 to go on, 1 to stop, <0 to fail.
+ */
+struct store_ops {
+	const char *name;
+	int (*begin)(struct store *s, struct store_txn **out);
+	int (*commit)(struct store_txn *t); /* frees t */
+	void (*abort)(struct store_txn *t); /* frees t */
+
+	int (*lock_global)(struct store_txn *t, const char *what); /* named lock row */
+
+	int (*inode_get)(struct store_txn *t, uint64_t ino, struct inode_rec *out, bool lock);
+	int (*inode_put)(struct store_txn *t, const struct inode_rec *in);
+	int (*inode_del)(struct store_txn *t, uint64_t ino);
+	int (*inode_list)(struct store *s, uint64_t from, ino_list_cb cb, void *arg);
+
+	int (*dirent_get)(struct store_txn *t, uint64_t parent, const char *name,
+			  size_t len, struct dirent_rec *out);
+	int (*dirent_put)(struct store_txn *t, uint64_t parent, const char *name,
+			  size_t len, const struct dirent_rec *d);
+	int (*dirent_del)(struct store_txn *t, uint64_t parent, const char *name,
+			  size_t len, uint64_t cookie);
+	/* in cookie order, starting at the first cookie >= from */
+	int (*dir_list)(struct store_txn *t, uint64_t parent, uint64_t from,
+			dir_list_cb cb, void *arg);
+
+	/* *val is malloc'd; the caller frees it */
+	int (*xattr_get)(struct store_txn *t, uint64_t ino, const char *name,
+			 void **val, size_t *len);
+	int (*xattr_put)(struct store_txn *t, uint64_t ino, const char *name,
+			 const void *val, size_t len);
+	int (*xattr_del)(struct store_txn *t, uint64_t ino, const char *name);
+	int (*xattr_list)(struct store_txn *t, uint64_t ino, xattr_list_cb cb, void *arg);
+
+	int (*inline_get)(struct store_txn *t, uint64_t ino, void **val, size_t *len);
+	int (*inline_put)(struct store_txn *t, uint64_t ino, const void *val, size_t len);
+	int (*inline_del)(struct store_txn *t, uint64_t ino);
+
+	int (*chunk_get)(struct store_txn *t, uint64_t ino, uint64_t idx, void **val, size_t *len);
+	int (*chunk_put)(struct store_txn *t, uint64_t ino, uint64_t idx, const void *val, size_t len);
+	int (*chunk_del)(struct store_txn *t, uint64_t ino, uint64_t idx);
+	int (*chunk_list)(struct store_txn *t, uint64_t ino, uint64_t from, chunk_list_cb cb, void *arg);
+
+	/* inodes with no name left, kept until their last user is gone */
+	int (*orphan_put)(struct store_txn *t, uint64_t ino);
+	int (*orphan_del)(struct store_txn *t, uint64_t ino);
+	int (*orphan_list)(struct store *s, ino_list_cb cb, void *arg);
+
+	/* appended in the transaction; sequence numbers assigned at commit */
+	int (*changelog_append)(struct store_txn *t, const struct cl_rec *rec);
+	int (*changelog_read)(struct store *s, uint64_t from, changelog_cb cb, void *arg);
+	int (*changelog_bounds)(struct store *s, uint64_t *first, uint64_t *last);
+
+	int (*ino_alloc)(struct store *s, uint64_t *out);
+	int (*super_get)(struct store *s, struct superblock *out);
+	int (*super_put)(struct store *s, const struct superblock *sb);
+	/* makes everything committed so far survive a power loss */
+	int (*sync)(struct store *s);
+	/* refresh a read-only view to what the writer has committed */
+	int (*catch_up)(struct store *s);
+	int (*statfs)(struct store *s, struct statvfs *out);
+	/* key=value lines of backend figures for `metafs stats` */
+	int (*describe)(struct store *s, int (*emit)(void *, const char *, const char *), void *arg);
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	char *spec;
+};
+
+struct store_txn {
+	struct store *store;
+};
+
+#define STORE_OPEN_CREATE 0x1 /* create an empty store; fail if one exists */
+#define STORE_OPEN_READONLY 0x2 /* a read-only view beside a running writer */
+
+/* Opens the store named by spec (a directory for the embedded store). */
+int store_open(const char *spec, int flags, struct store **out, char *err, size_t errlen);
+int rocks_store_open(const char *dir, int flags, struct store **out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- volume */
+
+struct mfs_volume {
+	struct store *store;
+	struct superblock sb;
+	bool readonly;
+};
+
+struct mfs_format_opts {
+	uint32_t inline_threshold;
+	uint32_t chunk_size;
+};
+
+int mfs_format(const char *spec, const struct mfs_format_opts *opts, char *err, size_t errlen);
+int mfs_open(const char *spec, int flags, struct mfs_volume **out, char *err, size_t errlen);
+void mfs_close(struct mfs_volume *vol);
+
+/* ---------------------------------------------------------------- namespace */
+
+/* Who asked; recorded in the changelog. */
+struct mfs_ctx {
+	uint32_t uid, gid, pid;
+};
+
+struct ns_setattr {
+	uint32_t mask; /* MFS_SET_* */
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+};
+
+/* One run of bytes to write, from an open file's buffer. */
+struct ns_extent {
+	uint64_t off;
+	size_t len;
+	const char *data;
+};
+
+/* What an operation did to an inode that lost a name. */
+struct ns_unlinked {
+	uint64_t ino;
+	uint32_t nlink; /* link count left; 0 means the inode is now an orphan */
+};
+
+typedef int (*ns_readdir_cb)(void *arg, const char *name, size_t name_len,
+			     const struct inode_rec *attr, uint32_t type, uint64_t ino,
+			     uint64_t next_cookie);
+
+int ns_lookup(struct mfs_volume *v, uint64_t parent, const char *name, struct inode_rec *out);
+int ns_getattr(struct mfs_volume *v, uint64_t ino, struct inode_rec *out);
+int ns_setattr(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
+	       const struct ns_setattr *req, struct inode_rec *out);
+int ns_mknod(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	     const char *name, uint32_t mode, uint64_t rdev, struct inode_rec *out);
+int ns_mkdir(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	     const char *name, uint32_t mode, struct inode_rec *out);
+int ns_symlink(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	       const char *name, const char *target, struct inode_rec *out);
+int ns_readlink(struct mfs_volume *v, uint64_t ino, char *buf, size_t size);
+int ns_link(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
+	    uint64_t newparent, const char *newname, struct inode_rec *out);
+int ns_unlink(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	      const char *name, struct ns_unlinked *gone);
+int ns_rmdir(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	     const char *name, struct ns_unlinked *gone);
+/* flags: RENAME_NOREPLACE, RENAME_EXCHANGE */
+int ns_rename(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
+	      const char *name, uint64_t newparent, const char *newname,
+	      unsigned flags, struct ns_unlinked *gone);
+/* Lists from cookie (0 = start, including "." and ".."); attr is filled
+ * when want_attr. The callback returns 1 to stop. */
+int ns_readdir(struct mfs_volume *v, uint64_t ino, uint64_t cookie, bool want_attr,
+	       ns_readdir_cb cb, void *arg);
+int ns_statfs(struct mfs_volume *v, struct statvfs *out);
+
+/* flags: XATTR_CREATE, XATTR_REPLACE */
+int ns_setxattr(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
+		const char *name, const void *value, size_t size, int flags);
+/* size 0 asks for the length; returns the length or -ERANGE / -ENODATA */
+int ns_getxattr(struct mfs_volume *v, uint64_t ino, const char *name, void *buf, size_t size);
+int ns_listxattr(struct mfs_volume *v, uint64_t ino, char *buf, size_t size);
+int ns_removexattr(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino, const char *name);
+
+/* Reads committed bytes; returns the count (short at end of file). */
+ssize_t ns_read(struct mfs_volume *v, uint64_t ino, uint64_t off, size_t size, char *buf);
+/* Commits buffered writes in one transaction; mtime is when they were made. */
+int ns_write(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
+	     const struct ns_extent *ext, size_t n, const struct timespec *mtime,
+	     struct inode_rec *out);
+int ns_sync(struct mfs_volume *v);
+/* Frees an inode whose last name is gone, once nothing uses it any more. */
+int ns_reclaim(struct mfs_volume *v, uint64_t ino);
+/* Frees every orphan left by a crash; returns how many. */
+int ns_reclaim_orphans(struct mfs_volume *v);
+
+/* Runs fn in a transaction, retrying on MFS_ERETRY with backoff. */
+int ns_txn_run(struct mfs_volume *v, int (*fn)(struct store_txn *t, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * metafs mount: checks the arguments, then serves the volume. Without -f the
+ * daemon is a child that opens the volume itself (the volume's lock belongs
+ * to the process that serves it) and tells the waiting parent over a pipe
+ * whether the mount is up, so that errors reach the terminal and the command
+ * returns only once the mountpoint works.
+ */
+#include "tools.h"
+#include "fs.h"
+#include "metadata.h"
+#include "common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Options meant for mount(8) or fstab, not for FUSE. */
+static bool mount_only_option(const char *o)
+{
+	static const char *const drop[] = { "defaults", "auto", "noauto", "nofail", "_netdev",
+					    "user", "users", "nouser", "owner", "group" };
+	for (size_t i = 0; i < MFS_ARRAY_LEN(drop); i++)
+		if (!strcmp(o, drop[i]))
+			return true;
+	return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8);
+}
+
+static int add_options(struct fuse_args *args, const char *list)
+{
+	char *copy = strdup(list);
+	if (!copy)
+		return -1;
+	int rc = 0;
+	for (char *save = NULL, *o = strtok_r(copy, ",", &save); o && !rc; o = strtok_r(NULL, ",", &save)) {
+		if (mount_only_option(o))
+			continue;
+		if (!strncmp(o, "fsname=", 7) || !strncmp(o, "subtype=", 8)) {
+			die_msg("-o %s: metafs sets this itself", o);
+			rc = -1;
+			break;
+		}
+		char *arg = malloc(strlen(o) + 3);
+		if (!arg) {
+			rc = -1;
+			break;
+		}
+		sprintf(arg, "-o%s", o);
+		rc = fuse_opt_add_arg(args, arg);
+		free(arg);
+	}
+	free(copy);
+	return rc;
+}
+
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st;
+	if (stat(mnt, &st) != 0) {
+		die_msg("%s: cannot use as mountpoint: %s", mnt, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		die_msg("%s: the mountpoint is not a directory", mnt);
+		return -1;
+	}
+	DIR *d = opendir(mnt);
+	if (!d) {
+		die_msg("%s: cannot read the mountpoint: %s", mnt, strerror(errno));
+		return -1;
+	}
+	struct dirent *e;
+	bool empty = true;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	closedir(d);
+	if (!empty) {
+		die_msg("%s: the mountpoint is not empty; mount on an empty directory", mnt);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens, mounts and serves; reports readiness or an error on report_fd. */
+static int serve(const char *vol, const char *mnt, struct fuse_args *args, int report_fd, bool daemon)
+{
+	char err[1024] = "";
+	struct mfs_volume *v;
+	int rc = mfs_open(vol, 0, &v, err, sizeof err);
+	if (rc) {
+		if (report_fd >= 0)
+			dprintf(report_fd, "%s", err);
+		else
+			die_msg("%s", err);
+		return 1;
+	}
+	if (daemon) {
+		char logpath[PATH_MAX];
+		snprintf(logpath, sizeof logpath, "%s/metafs.log", vol);
+		mfs_log_to_file(logpath);
+	}
+	rc = ns_reclaim_orphans(v);
+	if (rc > 0)
+		log_info("freed %d inodes left unlinked by an earlier run", rc);
+	else if (rc < 0)
+		log_warn("cannot free inodes left unlinked by an earlier run: %s", strerror(-rc));
+
+	struct mfs_fs *fs;
+	rc = mfs_fs_create(v, args, &fs);
+	if (!rc) {
+		rc = mfs_fs_mount(fs, mnt);
+		if (rc) {
+			mfs_fs_destroy(fs);
+			fs = NULL;
+		}
+	}
+	if (rc) {
+		snprintf(err, sizeof err, "%s: cannot mount (bad -o option, or no access to /dev/fuse?)", mnt);
+		if (report_fd >= 0)
+			dprintf(report_fd, "%s", err);
+		else
+			die_msg("%s", err);
+		mfs_close(v);
+		return 1;
+	}
+	log_info("serving %s at %s", vol, mnt);
+	if (report_fd >= 0) {
+		/* ready: an empty report; then leave the terminal */
+		close(report_fd);
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			if (nul > 2)
+				close(nul);
+		}
+		if (chdir("/") != 0)
+			log_warn("cannot chdir to /: %s", strerror(errno));
+	}
+	rc = mfs_fs_run(fs);
+	mfs_fs_destroy(fs);
+	mfs_close(v);
+	log_info("stopped serving %s", vol);
+	return rc ? 1 : 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	bool foreground = false, debug = false;
+	const char *pos[2] = { NULL, NULL };
+	int npos = 0;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	if (fuse_opt_add_arg(&args, "metafs") != 0)
+		return 1;
+	/* options may come before or after the two paths (mount(8) puts -o last) */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			printf("usage: metafs mount VOLUME MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+			       "  -f          stay in the foreground (default: run as a daemon, logging\n"
+			       "              to VOLUME/metafs.log, once the mount is ready)\n"
+			       "  -d          FUSE debug output (implies -f)\n"
+			       "  -o OPTIONS  FUSE mount options, e.g. allow_other, ro\n"
+			       "  Permission bits are always checked by the kernel (default_permissions).\n"
+			       "  Unmount with: fusermount3 -u MOUNTPOINT\n");
+			fuse_opt_free_args(&args);
+			return 0;
+		} else if (!strcmp(a, "-f")) {
+			foreground = true;
+		} else if (!strcmp(a, "-d")) {
+			debug = foreground = true;
+		} else if (!strcmp(a, "-o") && i + 1 < argc) {
+			if (add_options(&args, argv[++i])) {
+				fuse_opt_free_args(&args);
+				return 2;
+			}
+		} else if (!strncmp(a, "-o", 2) && a[2]) {
+			if (add_options(&args, a + 2)) {
+				fuse_opt_free_args(&args);
+				return 2;
+			}
+		} else if (!strcmp(a, "-n") || !strcmp(a, "-s") || !strcmp(a, "-v")) {
+			/* mount(8) helper flags: nothing to do */
+		} else if (a[0] == '-' && a[1]) {
+			die_msg("mount: unknown option %s (try: metafs mount --help)", a);
+			fuse_opt_free_args(&args);
+			return 2;
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			die_msg("mount: too many arguments (usage: metafs mount VOLUME MOUNTPOINT)");
+			fuse_opt_free_args(&args);
+			return 2;
+		}
+	}
+	if (npos != 2) {
+		die_msg("usage: metafs mount VOLUME MOUNTPOINT [-f] [-o OPTIONS]");
+		fuse_opt_free_args(&args);
+		return 2;
+	}
+	if (debug)
+		fuse_opt_add_arg(&args, "-odebug");
+	char vol[PATH_MAX], mnt[PATH_MAX];
+	if (!strncmp(pos[0], "mysql://", 8))
+		snprintf(vol, sizeof vol, "%s", pos[0]);
+	else if (!realpath(pos[0], vol)) {
+		die_msg("%s: no such volume (create one with: metafs format %s)", pos[0], pos[0]);
+		fuse_opt_free_args(&args);
+		return 1;
+	}
+	if (check_mountpoint(pos[1]) || !realpath(pos[1], mnt)) {
+		fuse_opt_free_args(&args);
+		return 1;
+	}
+
+	int rc;
+	if (foreground) {
+		rc = serve(vol, mnt, &args, -1, false);
+		fuse_opt_free_args(&args);
+		return rc;
+	}
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		die_msg("cannot create a pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		die_msg("cannot fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		rc = serve(vol, mnt, &args, pfd[1], true);
+		fuse_opt_free_args(&args);
+		_exit(rc);
+	}
+	close(pfd[1]);
+	fuse_opt_free_args(&args);
+	char msg[1200];
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof msg - 1 && (r = read(pfd[0], msg + got, sizeof msg - 1 - got)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		got += (size_t)r;
+	}
+	close(pfd[0]);
+	msg[got] = '\0';
+	if (got) {
+		die_msg("%s", msg);
+		return 1;
+	}
+	/* an empty report with a live child means the mount is up */
+	int status;
+	if (waitpid(pid, &status, WNOHANG) == pid) {
+		die_msg("the metafs daemon exited before the mount was ready; see %s/metafs.log", vol);
+		return 1;
+	}
+	return 0;
+}

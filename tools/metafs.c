@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tools.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef METAFS_VERSION
+#define METAFS_VERSION "0.1.0"
+#endif
+
+void die_msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("metafs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: metafs COMMAND [ARGS]\n"
+	      "\n"
+	      "commands:\n"
+	      "  format VOLUME [--inline-threshold BYTES] [--chunk-size BYTES]\n"
+	      "                         create an embedded volume in directory VOLUME\n"
+	      "  mount VOLUME MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+	      "                         serve VOLUME at MOUNTPOINT (unmount: fusermount3 -u MOUNTPOINT)\n"
+	      "  changelog VOLUME|PATH [--from SEQ] [--follow] [--json]\n"
+	      "                         print the ordered record of changes\n"
+	      "  stats VOLUME|PATH [--json]\n"
+	      "                         print what the volume holds and how it is set up\n"
+	      "\n"
+	      "VOLUME is a directory holding an embedded volume; PATH may be any path\n"
+	      "inside a mounted metafs. `metafs COMMAND --help` says more.\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("metafs %s\n", METAFS_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "format"))
+		return cmd_format(argc - 1, argv + 1);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "changelog"))
+		return cmd_changelog(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	/* mount(8) runs `metafs VOLUME MOUNTPOINT -o OPTIONS` through
+	 * mount.fuse3 for `mount -t fuse.metafs` and fstab lines */
+	struct stat st;
+	if (argc >= 3 && argv[2][0] != '-' && stat(argv[2], &st) == 0 && S_ISDIR(st.st_mode))
+		return cmd_mount(argc, argv);
+	die_msg("unknown command '%s' (try: metafs --help)", cmd);
+	return 2;
+}

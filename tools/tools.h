@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* tools: the `metafs` command and its subcommands. */
+#ifndef METAFS_TOOLS_H
+#define METAFS_TOOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+int cmd_format(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_changelog(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* Resolves a volume argument: a volume itself, or any path inside a
+ * mounted metafs (found through /proc/self/mountinfo). */
+int resolve_volume(const char *arg, char *out, size_t outlen);
+
+/* Prints "metafs: <message>" on stderr. */
+void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

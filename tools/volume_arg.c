@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tools.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...). */
+static void unescape(char *s)
+{
+	char *q = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+		    p[3] <= '7') {
+			*q++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q = '\0';
+}
+
+/* libfuse escapes ',' and '\' in fsname with a backslash */
+static void unescape_fsname(char *s)
+{
+	char *q = s;
+	for (char *p = s; *p; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		*q++ = *p;
+	}
+	*q = '\0';
+}
+
+int resolve_volume(const char *arg, char *out, size_t outlen)
+{
+	if (!strncmp(arg, "mysql://", 8)) {
+		snprintf(out, outlen, "%s", arg);
+		return 0;
+	}
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/db/CURRENT", arg);
+	if (access(path, F_OK) == 0) {
+		snprintf(out, outlen, "%s", arg);
+		return 0;
+	}
+	char real[PATH_MAX];
+	if (!realpath(arg, real)) {
+		die_msg("%s: %s", arg, strerror(errno));
+		return -1;
+	}
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f) {
+		die_msg("cannot read /proc/self/mountinfo: %s", strerror(errno));
+		return -1;
+	}
+	char line[8192], best[PATH_MAX] = "";
+	size_t best_len = 0;
+	while (fgets(line, sizeof line, f)) {
+		/* id parent major:minor root mountpoint opts [optional...] - type source superopts */
+		char *fields[16];
+		int n = 0;
+		for (char *save = NULL, *t = strtok_r(line, " \n", &save); t && n < 16; t = strtok_r(NULL, " \n", &save))
+			fields[n++] = t;
+		int dash = -1;
+		for (int i = 6; i < n; i++)
+			if (!strcmp(fields[i], "-")) {
+				dash = i;
+				break;
+			}
+		if (n < 5 || dash < 0 || dash + 2 >= n || strcmp(fields[dash + 1], "fuse.metafs"))
+			continue;
+		char *mnt = fields[4];
+		unescape(mnt);
+		size_t len = strlen(mnt);
+		bool inside = !strcmp(mnt, "/") || (!strncmp(real, mnt, len) && (real[len] == '/' || real[len] == '\0'));
+		if (inside && len >= best_len) {
+			char *src = fields[dash + 2];
+			unescape(src);
+			unescape_fsname(src);
+			snprintf(best, sizeof best, "%s", src);
+			best_len = len;
+		}
+	}
+	fclose(f);
+	if (!best[0]) {
+		die_msg("%s is neither a metafs volume nor inside a mounted metafs", arg);
+		return -1;
+	}
+	snprintf(out, outlen, "%s", best);
+	return 0;
+}
