@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# One command from a fresh machine to a mounted metafs volume:
+#   tools/quickstart.sh [VOLUME] [MOUNTPOINT]
+# installs what is missing, builds, installs `metafs`, formats VOLUME (unless
+# it already holds a volume) and mounts it at MOUNTPOINT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VOLUME=${1:-/var/lib/metafs/default}
+MOUNTPOINT=${2:-/mnt/metafs}
+
+tools/install-deps.sh
+tools/build.sh build
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO ninja -C build install >/dev/null
+METAFS=$(command -v metafs || echo /usr/local/bin/metafs)
+
+if grep -qs " $(realpath -m "$MOUNTPOINT") fuse.metafs " /proc/mounts; then
+	echo "metafs is already mounted at $MOUNTPOINT"
+else
+	$SUDO mkdir -p "$(dirname "$VOLUME")" "$MOUNTPOINT"
+	if [ ! -e "$VOLUME/db/CURRENT" ]; then
+		$SUDO "$METAFS" format "$VOLUME"
+	fi
+	$SUDO "$METAFS" mount "$VOLUME" "$MOUNTPOINT" -o allow_other
+	echo "mounted $VOLUME at $MOUNTPOINT (log: $VOLUME/metafs.log)"
+fi
+cat <<EOT
+
+Try it:
+  cd $MOUNTPOINT
+  echo hello > notes.txt
+  setfattr -n user.xdg.tags -v "draft,todo" notes.txt       # tag a file
+  setfattr -n user.annotations -v '{"bicycles":4}' notes.txt # a JSON value
+  getfattr -d notes.txt                                      # read the tags back
+  metafs changelog $MOUNTPOINT --json                        # every change, in order
+  metafs stats $MOUNTPOINT
+
+Search (metafs find) and lineage are not part of this version yet.
+Unmount with: fusermount3 -u $MOUNTPOINT
+EOT

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what is missing, builds, and runs the whole test suite twice: in
+# the normal build, and in an ASan/UBSan build. Exits non-zero on any failure.
+# The end-to-end tests mount real FUSE filesystems: run as root.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/install-deps.sh || exit 1
+passed=0
+failed=0
+skipped=0
+status=0
+
+run_suite() { # DIR LABEL [meson options]
+	local dir=$1 label=$2
+	shift 2
+	echo "== building $label ($dir)"
+	if ! tools/build.sh "$dir" "$@"; then
+		echo "== build of $label failed"
+		failed=$((failed + 1))
+		status=1
+		return
+	fi
+	echo "== testing $label"
+	local log
+	log=$(mktemp)
+	meson test -C "$dir" --print-errorlogs --num-processes 1 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	local ok fail skip
+	ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	rm -f "$log"
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0}))
+	skipped=$((skipped + ${skip:-0}))
+	if [ "$rc" -ne 0 ]; then
+		status=1
+		[ "${fail:-0}" -gt 0 ] || failed=$((failed + 1))
+	fi
+}
+
+run_suite build "the normal build"
+# detect_leaks=0: libfuse and RocksDB keep process-lifetime allocations
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	run_suite build-asan "the sanitizer build" -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status
