@@ -12,6 +12,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +397,20 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
+	if (fi->flags & O_TRUNC) {
+		/* atomic_o_trunc: the kernel leaves O_TRUNC to the open; the
+		 * times change even when the file was empty already */
+		int rc = flush_ino(fs, ino);
+		struct ns_setattr r = { .mask = MFS_SET_SIZE | MFS_SET_MTIME_NOW, .size = 0 };
+		struct mfs_ctx c = req_ctx(req);
+		struct inode_rec in;
+		if (!rc)
+			rc = ns_setattr(fs->vol, &c, ino, &r, &in);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
 	struct node *n = node_get(&fs->nodes, ino, true);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
