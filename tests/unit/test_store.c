@@ -214,6 +214,18 @@ int main(void)
 	mfs_close(v);
 
 	char err[256];
+	/* a volume written by a later format version is refused, not misread */
+	struct store *raw;
+	CHECK_RC(store_open(dir, 0, &raw, err, sizeof err), 0, "open the store underneath");
+	struct superblock sb;
+	raw->ops->super_get(raw, &sb);
+	sb.format_version = MFS_FORMAT_VERSION + 1;
+	raw->ops->super_put(raw, &sb);
+	raw->ops->close(raw);
+	struct mfs_volume *later;
+	CHECK_RC(mfs_open(dir, 0, &later, err, sizeof err), -EPROTO, "a volume of another format version");
+	CHECK(strstr(err, "format version") != NULL, "is refused with a clear message: %s", err);
+
 	struct mfs_volume *none;
 	CHECK_RC(mfs_open("/nonexistent/metafs", 0, &none, err, sizeof err), -ENOENT, "a missing volume");
 	CHECK(strstr(err, "no such volume") != NULL, "is named as such: %s", err);
