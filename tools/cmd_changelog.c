@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -119,6 +120,13 @@ static json_t *rec_json(const struct cl_rec *r)
 	return o;
 }
 
+static volatile sig_atomic_t stop_following;
+
+static void on_stop(int sig)
+{
+	stop_following = 1;
+}
+
 struct print_state {
 	bool json;
 	uint64_t next;
@@ -208,11 +216,18 @@ int cmd_changelog(int argc, char **argv)
 		die_msg("%s", err);
 		return 1;
 	}
+	/* a closed pipe or ^C ends the command cleanly, so the read-only
+	 * view's temporary directory is removed */
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	int rc;
 	for (;;) {
 		rc = v->store->ops->changelog_read(v->store, p.next, print_rec, &p);
-		fflush(stdout);
-		if (rc || !follow)
+		if (fflush(stdout) != 0 && !rc)
+			rc = -EPIPE;
+		if (rc || !follow || stop_following)
 			break;
 		mfs_sleep_us(100000);
 		rc = v->store->ops->catch_up(v->store);
