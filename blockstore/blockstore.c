@@ -374,6 +374,53 @@ int bs_truncate(struct store_txn *t, const struct bs_config *c, struct inode_rec
 	return rc;
 }
 
+int bs_punch(struct store_txn *t, const struct bs_config *c, struct inode_rec *in,
+	     uint64_t off, uint64_t len)
+{
+	if (off >= in->size)
+		return 0;
+	if (len > in->size - off)
+		len = in->size - off;
+	int rc;
+	if (!is_chunked(in)) {
+		char *data;
+		size_t plen;
+		rc = load(t, in->ino, false, 0, (size_t)in->size, &data, &plen);
+		if (rc)
+			return rc;
+		if (off < plen) {
+			size_t n = plen - off < len ? plen - (size_t)off : (size_t)len;
+			memset(data + off, 0, n);
+			rc = put_framed(t, in->ino, false, 0, data, plen);
+		}
+		free(data);
+		return rc;
+	}
+	uint64_t end = off + len;
+	for (uint64_t idx = off / c->chunk_size; idx * c->chunk_size < end; idx++) {
+		uint64_t lo = idx * c->chunk_size, hi = lo + c->chunk_size;
+		if (off <= lo && end >= hi) {
+			rc = t->store->ops->chunk_del(t, in->ino, idx);
+		} else {
+			char *data;
+			size_t plen;
+			rc = load(t, in->ino, true, idx, c->chunk_size, &data, &plen);
+			if (rc)
+				return rc;
+			size_t a = off > lo ? (size_t)(off - lo) : 0;
+			size_t b = end < hi ? (size_t)(end - lo) : c->chunk_size;
+			if (a < plen) {
+				memset(data + a, 0, (b < plen ? b : plen) - a);
+				rc = put_framed(t, in->ino, true, idx, data, plen);
+			}
+			free(data);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int bs_free(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in)
 {
 	int rc = t->store->ops->inline_del(t, in->ino);

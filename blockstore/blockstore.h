@@ -27,6 +27,10 @@ int bs_write(struct store_txn *t, const struct bs_config *c, struct inode_rec *i
 	     const struct ns_extent *ext, size_t n);
 /* Sets the size, dropping or zero-extending; moves between inline and chunks. */
 int bs_truncate(struct store_txn *t, const struct bs_config *c, struct inode_rec *in, uint64_t size);
+/* Zeroes [off, off+len) within the file's size; whole chunks are dropped,
+ * leaving holes. */
+int bs_punch(struct store_txn *t, const struct bs_config *c, struct inode_rec *in,
+	     uint64_t off, uint64_t len);
 /* Deletes every data record of the inode. */
 int bs_free(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in);
 

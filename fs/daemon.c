@@ -548,6 +548,21 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, -rc);
 }
 
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	if (offset < 0 || length <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* buffered bytes first, so that a punched hole is not refilled by them */
+	int rc = flush_ino(FS(req), ino);
+	struct mfs_ctx c = req_ctx(req);
+	if (!rc)
+		rc = ns_fallocate(FS(req)->vol, &c, ino, mode, (uint64_t)offset, (uint64_t)length);
+	fuse_reply_err(req, -rc);
+}
+
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, -ns_sync(FS(req)->vol));
@@ -714,6 +729,7 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.fallocate = op_fallocate,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
 	.fsyncdir = op_fsyncdir,

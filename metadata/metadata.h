@@ -305,6 +305,11 @@ ssize_t ns_read(struct mfs_volume *v, uint64_t ino, uint64_t off, size_t size, c
 int ns_write(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 	     const struct ns_extent *ext, size_t n, const struct timespec *mtime,
 	     struct inode_rec *out);
+/* fallocate(2): default mode and FALLOC_FL_KEEP_SIZE reserve nothing (space
+ * is taken as bytes are written) but extend the size; PUNCH_HOLE and
+ * ZERO_RANGE zero the range. Other modes are -EOPNOTSUPP. */
+int ns_fallocate(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino, int mode,
+		 uint64_t off, uint64_t len);
 int ns_sync(struct mfs_volume *v);
 /* Frees an inode whose last name is gone, once nothing uses it any more. */
 int ns_reclaim(struct mfs_volume *v, uint64_t ino);

@@ -15,6 +15,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1117,6 +1118,66 @@ int ns_write(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 			return -EFBIG;
 	struct io_args a = { .v = v, .c = c, .ino = ino, .ext = ext, .n = n, .mtime = mtime, .out = out };
 	return ns_txn_run(v, do_write, &a);
+}
+
+struct falloc_args {
+	struct mfs_volume *v;
+	const struct mfs_ctx *c;
+	uint64_t ino, off, len;
+	int mode;
+};
+
+static int do_fallocate(struct store_txn *t, void *arg)
+{
+	struct falloc_args *a = arg;
+	struct inode_rec in;
+	int rc = OPS(t)->inode_get(t, a->ino, &in, true);
+	if (rc)
+		return rc;
+	if (S_ISDIR(in.mode))
+		return -EISDIR;
+	if (!S_ISREG(in.mode))
+		return -ENODEV;
+	struct bs_config cfg = bscfg(a->v);
+	uint64_t end = a->off + a->len;
+	bool changed = false;
+	if (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		if ((rc = bs_punch(t, &cfg, &in, a->off, a->len)))
+			return rc;
+		changed = true;
+	}
+	if (!(a->mode & FALLOC_FL_KEEP_SIZE) && end > in.size) {
+		if ((rc = bs_truncate(t, &cfg, &in, end)))
+			return rc;
+		changed = true;
+	}
+	if (!changed)
+		return 0;
+	struct timespec now = mfs_now();
+	in.mtime = in.ctime = now;
+	bump(&in);
+	if ((rc = OPS(t)->inode_put(t, &in)))
+		return rc;
+	struct cl_rec cl = cl_make(CL_WRITE, a->c, &in);
+	return OPS(t)->changelog_append(t, &cl);
+}
+
+int ns_fallocate(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino, int mode,
+		 uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return -EINVAL;
+	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP; /* as Linux: a hole is punched keeping the size */
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	struct falloc_args a = { v, c, ino, off, len, mode };
+	return ns_txn_run(v, do_fallocate, &a);
 }
 
 int ns_sync(struct mfs_volume *v)

@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "blockstore.h"
 
+#include <linux/falloc.h>
 #include <sys/stat.h>
 
 #define INLINE 1024u
@@ -114,6 +115,35 @@ static void test_holes(struct mfs_volume *v)
 	CHECK(rd[99] == 1 && rd[100] == 0 && rd[CHUNK - 1] == 0, "bytes cut by a truncate read as zeros after regrowing");
 }
 
+static void test_fallocate(struct mfs_volume *v)
+{
+	uint64_t f = mkfile(v, "falloc");
+	CHECK_RC(ns_fallocate(v, &C, f, 0, 0, 3 * CHUNK), 0, "fallocate extends");
+	struct inode_rec in;
+	ns_getattr(v, f, &in);
+	CHECK(in.size == 3 * CHUNK, "to offset + length");
+	CHECK_RC(ns_fallocate(v, &C, f, FALLOC_FL_KEEP_SIZE, 0, 10 * CHUNK), 0, "KEEP_SIZE");
+	ns_getattr(v, f, &in);
+	CHECK(in.size == 3 * CHUNK, "keeps the size");
+	char ones[3 * CHUNK];
+	memset(ones, 1, sizeof ones);
+	wr(v, f, 0, ones, sizeof ones);
+	CHECK_RC(ns_fallocate(v, &C, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 2 * CHUNK), 0,
+		 "punch a hole over a chunk boundary");
+	int chunks;
+	bool inl, chunked;
+	layout(v, f, &chunks, &inl, &chunked);
+	char rd[3 * CHUNK];
+	ns_read(v, f, 0, sizeof rd, rd);
+	CHECK(rd[99] == 1 && rd[100] == 0 && rd[2 * CHUNK + 99] == 0 && rd[2 * CHUNK + 100] == 1,
+	      "the hole reads as zeros, its edges keep their bytes");
+	CHECK_RC(ns_fallocate(v, &C, f, FALLOC_FL_PUNCH_HOLE, 0, 10), -EOPNOTSUPP, "PUNCH_HOLE without KEEP_SIZE");
+	CHECK_RC(ns_fallocate(v, &C, f, FALLOC_FL_COLLAPSE_RANGE, 0, CHUNK), -EOPNOTSUPP, "COLLAPSE_RANGE");
+	CHECK_RC(ns_fallocate(v, &C, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 3 * CHUNK), 0, "punch everything");
+	layout(v, f, &chunks, &inl, &chunked);
+	CHECK(chunks == 0, "whole chunks in a hole are dropped (%d left)", chunks);
+}
+
 static void test_checksum(struct mfs_volume *v)
 {
 	uint64_t f = mkfile(v, "corrupt");
@@ -164,7 +194,7 @@ static void test_differential(struct mfs_volume *v)
 	int mismatches = 0, errors = 0;
 	for (int step = 0; step < 1500; step++) {
 		int kind = (int)(rnd() % 10);
-		if (kind < 6) { /* one or several extents in one commit */
+		if (kind < 5) { /* one or several extents in one commit */
 			struct ns_extent e[3];
 			int n = 1 + (int)(rnd() % 3);
 			uint64_t pos = rnd() % (MAXSZ / 2);
@@ -183,7 +213,14 @@ static void test_differential(struct mfs_volume *v)
 			}
 			if (used && ns_write(v, &C, f, e, (size_t)used, NULL, NULL))
 				errors++;
-		} else if (kind < 8) {
+		} else if (kind == 7) { /* punch a hole, keeping the size */
+			uint64_t off = rnd() % MAXSZ;
+			uint64_t len = 1 + rnd() % 20000;
+			if (off < size)
+				memset(model + off, 0, (size_t)(off + len > size ? size - off : len));
+			if (ns_fallocate(v, &C, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len))
+				errors++;
+		} else if (kind < 7) {
 			size_t ns = (size_t)(rnd() % MAXSZ);
 			if (ns < size)
 				memset(model + ns, 0, size - ns);
@@ -200,7 +237,7 @@ static void test_differential(struct mfs_volume *v)
 		}
 	}
 	ssize_t got = ns_read(v, f, 0, MAXSZ, (char *)rd);
-	CHECK(errors == 0, "1500 random writes and truncates succeed");
+	CHECK(errors == 0, "1500 random writes, truncates and hole punches succeed");
 	CHECK(mismatches == 0 && got == (ssize_t)size && !memcmp(rd, model, size),
 	      "every read agrees with a plain byte array (%d mismatches)", mismatches);
 	free(model);
@@ -214,6 +251,7 @@ int main(void)
 	struct mfs_volume *v = t_volume(dir, sizeof dir, INLINE, CHUNK);
 	test_transitions(v);
 	test_holes(v);
+	test_fallocate(v);
 	test_checksum(v);
 	test_differential(v);
 	mfs_close(v);
