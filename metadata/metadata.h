@@ -129,6 +129,14 @@ typedef int (*xattr_list_cb)(void *arg, const char *name, size_t name_len);
 typedef int (*chunk_list_cb)(void *arg, uint64_t index);
 typedef int (*ino_list_cb)(void *arg, uint64_t ino);
 typedef int (*changelog_cb)(void *arg, const struct cl_rec *rec);
+typedef int (*inode_scan_cb)(void *arg, uint64_t ino, const struct inode_rec *in);
+typedef int (*dirent_scan_cb)(void *arg, uint64_t parent, const char *name, size_t name_len,
+			      const struct dirent_rec *d);
+typedef int (*data_scan_cb)(void *arg, uint64_t ino, bool chunk, uint64_t idx,
+			    const void *val, size_t len);
+typedef int (*xattr_scan_cb)(void *arg, uint64_t ino, const char *name, size_t name_len);
+/* a store-internal inconsistency found (and fixed, when repair was asked) */
+typedef void (*store_issue_cb)(void *arg, uint64_t ino, const char *what, bool repaired);
 
 /*
  * The narrow transactional record interface. Reads see committed data plus
@@ -148,7 +156,15 @@ struct store_ops {
 	int (*inode_get)(struct store_txn *t, uint64_t ino, struct inode_rec *out, bool lock);
 	int (*inode_put)(struct store_txn *t, const struct inode_rec *in);
 	int (*inode_del)(struct store_txn *t, uint64_t ino);
-	int (*inode_list)(struct store *s, uint64_t from, ino_list_cb cb, void *arg);
+	/* whole-volume scans, in key order, for fsck and rebuilds; in == NULL
+	 * for a record that does not decode */
+	int (*inode_scan)(struct store *s, inode_scan_cb cb, void *arg);
+	int (*dirent_scan)(struct store *s, dirent_scan_cb cb, void *arg);
+	int (*data_scan)(struct store *s, data_scan_cb cb, void *arg);
+	int (*xattr_scan)(struct store *s, xattr_scan_cb cb, void *arg);
+	/* checks (and with repair, rebuilds) the store's own secondary
+	 * indexes, such as the by-cookie copy of directory entries */
+	int (*check_indexes)(struct store *s, bool repair, store_issue_cb cb, void *arg);
 
 	int (*dirent_get)(struct store_txn *t, uint64_t parent, const char *name,
 			  size_t len, struct dirent_rec *out);
@@ -315,6 +331,27 @@ int ns_sync(struct mfs_volume *v);
 int ns_reclaim(struct mfs_volume *v, uint64_t ino);
 /* Frees every orphan left by a crash; returns how many. */
 int ns_reclaim_orphans(struct mfs_volume *v);
+
+/* ---------------------------------------------------------------- fsck */
+
+struct fsck_opts {
+	bool repair; /* fix what is safe to fix */
+	bool scrub; /* verify every data record's checksum */
+	/* kind: a short stable word; detail: one line for people */
+	void (*report)(void *arg, const char *kind, uint64_t ino, const char *detail, bool repaired);
+	/* phase and counts so far; total is 0 when unknown */
+	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
+	void *arg;
+};
+
+struct fsck_result {
+	uint64_t inodes, directories, files, entries, data_records, xattrs, changelog_records;
+	uint64_t scrubbed_bytes;
+	uint64_t problems, repaired;
+};
+
+/* Checks the whole volume, which must not be mounted. */
+int mfs_fsck(struct mfs_volume *v, const struct fsck_opts *o, struct fsck_result *r);
 
 /* Runs fn in a transaction, retrying on MFS_ERETRY with backoff. */
 int ns_txn_run(struct mfs_volume *v, int (*fn)(struct store_txn *t, void *arg), void *arg);

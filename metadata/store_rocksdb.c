@@ -417,11 +417,26 @@ static int ino_scan_cb(void *arg, const unsigned char *k, size_t klen, const uns
 	return a->cb(a->arg, get_be64(k + 1));
 }
 
-static int r_inode_list(struct store *st, uint64_t from, ino_list_cb cb, void *arg)
+struct inode_scan {
+	inode_scan_cb cb;
+	void *arg;
+};
+
+static int inode_scan_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
 {
-	unsigned char lo[9], hi[1] = { 'J' };
-	struct ino_scan a = { cb, arg };
-	return kv_scan(RS(st), NULL, CF_META, lo, key_ino(lo, 'I', from), hi, 1, ino_scan_cb, &a);
+	struct inode_scan *a = arg;
+	if (klen != 9)
+		return a->cb(a->arg, 0, NULL);
+	struct inode_rec in;
+	bool ok = inode_decode(v, vlen, &in) == 0;
+	return a->cb(a->arg, get_be64(k + 1), ok ? &in : NULL);
+}
+
+static int r_inode_scan(struct store *st, inode_scan_cb cb, void *arg)
+{
+	unsigned char lo[1] = { 'I' }, hi[1] = { 'J' };
+	struct inode_scan a = { cb, arg };
+	return kv_scan(RS(st), NULL, CF_META, lo, 1, hi, 1, inode_scan_kv, &a);
 }
 
 /* ---------------------------------------------------------------- directory entries */
@@ -493,6 +508,106 @@ static int r_dir_list(struct store_txn *t, uint64_t parent, uint64_t from, dir_l
 	return kv_scan(RS(t->store), t, CF_META, lo, sizeof lo, hi, sizeof hi, dir_scan_cb, &a);
 }
 
+struct dirent_scan {
+	dirent_scan_cb cb;
+	void *arg;
+};
+
+static int dirent_scan_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct dirent_scan *a = arg;
+	if (klen < 9 || vlen != 20)
+		return a->cb(a->arg, klen >= 9 ? get_be64(k + 1) : 0, "", 0, NULL);
+	struct dirent_rec d = { .ino = get_be64(v), .type = get_le32(v + 8), .cookie = get_be64(v + 12) };
+	return a->cb(a->arg, get_be64(k + 1), (const char *)k + 9, klen - 9, &d);
+}
+
+static int r_dirent_scan(struct store *st, dirent_scan_cb cb, void *arg)
+{
+	unsigned char lo[1] = { 'D' }, hi[1] = { 'E' };
+	struct dirent_scan a = { cb, arg };
+	return kv_scan(RS(st), NULL, CF_META, lo, 1, hi, 1, dirent_scan_kv, &a);
+}
+
+/* The by-cookie index must hold exactly one copy of every entry. */
+struct index_check {
+	struct rocks_store *s;
+	struct store_txn *t;
+	bool repair;
+	store_issue_cb cb;
+	void *arg;
+	int rc;
+};
+
+static int check_e_from_d(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct index_check *c = arg;
+	if (klen < 10 || vlen != 20)
+		return 0; /* undecodable entries are fsck's to report */
+	uint64_t parent = get_be64(k + 1), ino = get_be64(v), cookie = get_be64(v + 12);
+	unsigned char ek[17];
+	char *ev = NULL;
+	size_t evlen;
+	int rc = kv_get(c->t, CF_META, ek, key_ino_u64(ek, 'E', parent, cookie), false, &ev, &evlen);
+	bool ok = rc == 0 && evlen == 12 + (klen - 9) && get_be64((unsigned char *)ev) == ino &&
+		  !memcmp(ev + 12, k + 9, klen - 9);
+	free(ev);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (!ok) {
+		if (c->repair) {
+			struct dirent_rec d = { ino, get_le32(v + 8), cookie };
+			rc = r_dirent_put(c->t, parent, (const char *)k + 9, klen - 9, &d);
+			if (rc)
+				return rc;
+		}
+		c->cb(c->arg, ino, "directory entry missing from the listing index", c->repair);
+	}
+	return 0;
+}
+
+static int check_d_from_e(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct index_check *c = arg;
+	bool ok = false;
+	uint64_t ino = vlen >= 12 ? get_be64(v) : 0;
+	if (klen == 17 && vlen >= 12) {
+		struct dirent_rec d;
+		int rc = r_dirent_get(c->t, get_be64(k + 1), (const char *)v + 12, vlen - 12, &d);
+		if (rc && rc != -ENOENT)
+			return rc;
+		ok = rc == 0 && d.ino == ino && d.cookie == get_be64(k + 9);
+	}
+	if (!ok) {
+		if (c->repair) {
+			int rc = kv_del(c->t, CF_META, k, klen);
+			if (rc)
+				return rc;
+		}
+		c->cb(c->arg, ino, "stale entry in the listing index", c->repair);
+	}
+	return 0;
+}
+
+static int r_check_indexes(struct store *st, bool repair, store_issue_cb cb, void *arg)
+{
+	struct rocks_store *s = RS(st);
+	struct store_txn *t;
+	int rc = r_begin(st, &t);
+	if (rc)
+		return rc;
+	struct index_check c = { s, t, repair && s->tdb, cb, arg, 0 };
+	unsigned char dlo[1] = { 'D' }, dhi[1] = { 'E' }, elo[1] = { 'E' }, ehi[1] = { 'F' };
+	rc = kv_scan(s, NULL, CF_META, elo, 1, ehi, 1, check_d_from_e, &c);
+	if (!rc)
+		rc = kv_scan(s, NULL, CF_META, dlo, 1, dhi, 1, check_e_from_d, &c);
+	if (rc) {
+		r_abort(t);
+		return rc;
+	}
+	return r_commit(t);
+}
+
 /* ---------------------------------------------------------------- xattrs */
 
 static int r_xattr_get(struct store_txn *t, uint64_t ino, const char *name, void **val, size_t *len)
@@ -523,7 +638,7 @@ struct xattr_scan {
 	void *arg;
 };
 
-static int xattr_scan_cb(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+static int xattr_list_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
 {
 	struct xattr_scan *a = arg;
 	return a->cb(a->arg, (const char *)k + 9, klen - 9);
@@ -535,7 +650,7 @@ static int r_xattr_list(struct store_txn *t, uint64_t ino, xattr_list_cb cb, voi
 	key_ino(lo, 'X', ino);
 	key_ino(hi, 'X', ino + 1);
 	struct xattr_scan a = { cb, arg };
-	return kv_scan(RS(t->store), t, CF_META, lo, 9, hi, 9, xattr_scan_cb, &a);
+	return kv_scan(RS(t->store), t, CF_META, lo, 9, hi, 9, xattr_list_kv, &a);
 }
 
 /* ---------------------------------------------------------------- data */
@@ -604,6 +719,48 @@ static int r_chunk_list(struct store_txn *t, uint64_t ino, uint64_t from, chunk_
 	key_ino(hi, 'C', ino + 1);
 	struct chunk_scan a = { cb, arg };
 	return kv_scan(RS(t->store), t, CF_DATA, lo, sizeof lo, hi, sizeof hi, chunk_scan_cb, &a);
+}
+
+struct data_scan {
+	data_scan_cb cb;
+	void *arg;
+};
+
+static int data_scan_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct data_scan *a = arg;
+	if (klen == 9 && k[0] == 'F')
+		return a->cb(a->arg, get_be64(k + 1), false, 0, v, vlen);
+	if (klen == 17 && k[0] == 'C')
+		return a->cb(a->arg, get_be64(k + 1), true, get_be64(k + 9), v, vlen);
+	return 0;
+}
+
+static int r_data_scan(struct store *st, data_scan_cb cb, void *arg)
+{
+	unsigned char lo[1] = { 'C' }, hi[1] = { 'G' };
+	struct data_scan a = { cb, arg };
+	return kv_scan(RS(st), NULL, CF_DATA, lo, 1, hi, 1, data_scan_kv, &a);
+}
+
+struct xattr_all_scan {
+	xattr_scan_cb cb;
+	void *arg;
+};
+
+static int xattr_all_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct xattr_all_scan *a = arg;
+	if (klen < 10)
+		return 0;
+	return a->cb(a->arg, get_be64(k + 1), (const char *)k + 9, klen - 9);
+}
+
+static int r_xattr_scan(struct store *st, xattr_scan_cb cb, void *arg)
+{
+	unsigned char lo[1] = { 'X' }, hi[1] = { 'Y' };
+	struct xattr_all_scan a = { cb, arg };
+	return kv_scan(RS(st), NULL, CF_META, lo, 1, hi, 1, xattr_all_kv, &a);
 }
 
 /* ---------------------------------------------------------------- orphans */
@@ -912,7 +1069,11 @@ static const struct store_ops rocks_ops = {
 	.inode_get = r_inode_get,
 	.inode_put = r_inode_put,
 	.inode_del = r_inode_del,
-	.inode_list = r_inode_list,
+	.inode_scan = r_inode_scan,
+	.dirent_scan = r_dirent_scan,
+	.data_scan = r_data_scan,
+	.xattr_scan = r_xattr_scan,
+	.check_indexes = r_check_indexes,
 	.dirent_get = r_dirent_get,
 	.dirent_put = r_dirent_put,
 	.dirent_del = r_dirent_del,

@@ -33,6 +33,8 @@ static void usage(FILE *f)
 	      "                         print the ordered record of changes\n"
 	      "  stats VOLUME|PATH [--json]\n"
 	      "                         print what the volume holds and how it is set up\n"
+	      "  fsck VOLUME [--repair] [--scrub] [--json]\n"
+	      "                         check (and repair) an unmounted volume\n"
 	      "\n"
 	      "VOLUME is a directory holding an embedded volume; PATH may be any path\n"
 	      "inside a mounted metafs. `metafs COMMAND --help` says more.\n",
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
 		return cmd_changelog(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(cmd, "fsck"))
+		return cmd_fsck(argc - 1, argv + 1);
 	/* mount(8) runs `metafs VOLUME MOUNTPOINT -o OPTIONS` through
 	 * mount.fuse3 for `mount -t fuse.metafs` and fstab lines */
 	struct stat st;

@@ -10,6 +10,7 @@ int cmd_format(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_changelog(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
 
 /* Resolves a volume argument: a volume itself, or any path inside a
  * mounted metafs (found through /proc/self/mountinfo). */
