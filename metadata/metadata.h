@@ -238,6 +238,10 @@ struct mfs_volume {
 	struct store *store;
 	struct superblock sb;
 	bool readonly;
+	/* free bytes kept for the store's own flushes and compactions */
+	uint64_t space_reserve;
+	_Atomic int64_t space_checked_ns;
+	_Atomic uint64_t space_free;
 };
 
 struct mfs_format_opts {

@@ -79,6 +79,28 @@ static int ro_run(struct mfs_volume *v, int (*fn)(struct store_txn *t, void *arg
 	return -EIO;
 }
 
+/* Refuses an operation that adds need bytes when the disk under the store
+ * would fall below the reserve. Deleting never needs room, so it is never
+ * refused: that is how a full volume is freed. statvfs is asked at most
+ * every 20 ms, with the bytes let through since then counted against it. */
+static int space_check(struct mfs_volume *v, uint64_t need)
+{
+	if (!v->space_reserve)
+		return 0;
+	int64_t now = mfs_now_ns();
+	if (now - v->space_checked_ns > 20000000) {
+		struct statvfs fs;
+		if (v->store->ops->statfs(v->store, &fs) == 0)
+			v->space_free = (uint64_t)fs.f_bavail * fs.f_frsize;
+		v->space_checked_ns = now;
+	}
+	uint64_t free_now = v->space_free;
+	if (free_now < v->space_reserve + need)
+		return -ENOSPC;
+	v->space_free = free_now - need;
+	return 0;
+}
+
 static int check_name(const char *name)
 {
 	size_t len = strlen(name);
@@ -358,6 +380,8 @@ static int do_create(struct store_txn *t, void *arg)
 static int create_common(struct create_args *a)
 {
 	int rc = check_name(a->name);
+	if (!rc)
+		rc = space_check(a->v, 4096);
 	if (rc)
 		return rc;
 	return ns_txn_run(a->v, do_create, a);
@@ -490,6 +514,8 @@ int ns_link(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 	    uint64_t newparent, const char *newname, struct inode_rec *out)
 {
 	int rc = check_name(newname);
+	if (!rc)
+		rc = space_check(v, 4096);
 	if (rc)
 		return rc;
 	struct link_args a = { c, ino, newparent, newname, out };
@@ -927,6 +953,8 @@ int ns_setxattr(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 		return -E2BIG;
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
 		return -EINVAL;
+	if ((rc = space_check(v, size + 4096)))
+		return rc;
 	struct xattr_args a = { c, ino, name, value, size, flags, NULL, 0 };
 	return ns_txn_run(v, do_setxattr, &a);
 }
@@ -1113,9 +1141,16 @@ int ns_write(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 {
 	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < n; i++)
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++) {
 		if (ext[i].off + ext[i].len < ext[i].off || ext[i].off + ext[i].len > (uint64_t)INT64_MAX)
 			return -EFBIG;
+		bytes += ext[i].len;
+	}
+	/* the bytes go to the log and later to a table file */
+	int rc = space_check(v, 2 * bytes);
+	if (rc)
+		return rc;
 	struct io_args a = { .v = v, .c = c, .ino = ino, .ext = ext, .n = n, .mtime = mtime, .out = out };
 	return ns_txn_run(v, do_write, &a);
 }

@@ -129,6 +129,19 @@ int mfs_open(const char *spec, int flags, struct mfs_volume **out, char *err, si
 	}
 	v->store = s;
 	v->readonly = flags & STORE_OPEN_READONLY;
+	struct statvfs fs;
+	if (s->ops->statfs(s, &fs) == 0) {
+		/* A store that fills its disk stops taking writes, deletions
+		 * included, until it is reopened: keep 5% of the disk (192 MiB
+		 * to 2 GiB) for its memtable flushes and compactions. */
+		uint64_t total = (uint64_t)fs.f_blocks * fs.f_frsize;
+		uint64_t r = total / 20;
+		if (r < (192ULL << 20))
+			r = 192ULL << 20;
+		if (r > (2ULL << 30))
+			r = 2ULL << 30;
+		v->space_reserve = r;
+	}
 	rc = s->ops->super_get(s, &v->sb);
 	if (rc) {
 		snprintf(err, errlen, "%s: the superblock is missing or unreadable; not a metafs volume?", spec);
