@@ -242,30 +242,10 @@ static int to_chunks(struct store_txn *t, const struct bs_config *c, struct inod
 	return rc;
 }
 
-struct idx_list {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int collect_idx(void *arg, uint64_t idx)
-{
-	struct idx_list *l = arg;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		uint64_t *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = idx;
-	return 0;
-}
-
 static int drop_chunks_from(struct store_txn *t, uint64_t ino, uint64_t from)
 {
-	struct idx_list l = { 0 };
-	int rc = t->store->ops->chunk_list(t, ino, from, collect_idx, &l);
+	struct u64_vec l = { 0 };
+	int rc = t->store->ops->chunk_list(t, ino, from, u64_vec_collect, &l);
 	for (size_t i = 0; i < l.n && !rc; i++)
 		rc = t->store->ops->chunk_del(t, ino, l.v[i]);
 	free(l.v);

@@ -74,4 +74,17 @@ void mfs_format_time(int64_t ns, char *buf, size_t len);
 
 #define MFS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Makes room for element n of a growable array of elements of size bytes,
+ * doubling its capacity. Returns 0 or -ENOMEM (the array is kept). */
+int mfs_array_reserve(void *arrayp, size_t *cap, size_t n, size_t size);
+
+struct u64_vec {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+int u64_vec_push(struct u64_vec *l, uint64_t x);
+/* A callback of the store's list operations that collects into a u64_vec. */
+int u64_vec_collect(void *vec, uint64_t x);
+
 #endif

@@ -6,6 +6,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+int mfs_array_reserve(void *arrayp, size_t *cap, size_t n, size_t size)
+{
+	void **array = arrayp;
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	while (ncap <= n)
+		ncap *= 2;
+	void *nv = realloc(*array, ncap * size);
+	if (!nv)
+		return -ENOMEM;
+	*array = nv;
+	*cap = ncap;
+	return 0;
+}
+
+int u64_vec_push(struct u64_vec *l, uint64_t x)
+{
+	if (mfs_array_reserve(&l->v, &l->cap, l->n, sizeof *l->v))
+		return -ENOMEM;
+	l->v[l->n++] = x;
+	return 0;
+}
+
+int u64_vec_collect(void *vec, uint64_t x)
+{
+	return u64_vec_push(vec, x);
+}
+
 struct timespec mfs_now(void)
 {
 	struct timespec ts;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "nodes.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -176,14 +177,8 @@ int wbuf_add(struct wbuf *b, uint64_t off, const char *data, size_t len)
 		j++;
 
 	if (j == i) { /* nothing touched: insert a new extent at i */
-		if (b->n == b->cap) {
-			size_t cap = b->cap ? b->cap * 2 : 8;
-			struct extent *v = realloc(b->v, cap * sizeof *v);
-			if (!v)
-				return -ENOMEM;
-			b->v = v;
-			b->cap = cap;
-		}
+		if (mfs_array_reserve(&b->v, &b->cap, b->n, sizeof *b->v))
+			return -ENOMEM;
 		struct extent e = { .off = off };
 		if (ext_reserve(&e, len))
 			return -ENOMEM;

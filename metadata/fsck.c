@@ -257,14 +257,8 @@ static int on_inode(void *arg, uint64_t ino, const struct inode_rec *in)
 		issue(f, "bad-inode", ino, rep, "inode record does not decode%s", rep ? "; removed" : "");
 		return 0;
 	}
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 1024;
-		struct fino *nv = realloc(f->in, cap * sizeof *nv);
-		if (!nv)
-			return -ENOMEM;
-		f->in = nv;
-		f->cap = cap;
-	}
+	if (mfs_array_reserve(&f->in, &f->cap, f->n, sizeof *f->in))
+		return -ENOMEM;
 	f->in[f->n++] = (struct fino){ .ino = ino, .mode = in->mode, .nlink = in->nlink, .flags = in->flags,
 				       .parent = in->parent, .size = in->size, .decoded = true };
 	f->r->inodes++;

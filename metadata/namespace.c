@@ -1236,14 +1236,8 @@ struct name_list {
 static int collect_name(void *arg, const char *name, size_t len)
 {
 	struct name_list *l = arg;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		char **nv = realloc(l->v, cap * sizeof *nv);
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	if (mfs_array_reserve(&l->v, &l->cap, l->n, sizeof *l->v))
+		return -ENOMEM;
 	l->v[l->n] = strndup(name, len);
 	if (!l->v[l->n])
 		return -ENOMEM;
@@ -1286,30 +1280,10 @@ int ns_reclaim(struct mfs_volume *v, uint64_t ino)
 	return ns_txn_run(v, do_reclaim, &a);
 }
 
-struct ino_vec {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int collect_ino(void *arg, uint64_t ino)
-{
-	struct ino_vec *l = arg;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		uint64_t *nv = realloc(l->v, cap * sizeof *nv);
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
-	l->v[l->n++] = ino;
-	return 0;
-}
-
 int ns_reclaim_orphans(struct mfs_volume *v)
 {
-	struct ino_vec l = { 0 };
-	int rc = v->store->ops->orphan_list(v->store, collect_ino, &l);
+	struct u64_vec l = { 0 };
+	int rc = v->store->ops->orphan_list(v->store, u64_vec_collect, &l);
 	int freed = 0;
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		rc = ns_reclaim(v, l.v[i]);

@@ -791,14 +791,8 @@ static int r_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 	struct rocks_txn *t = RT(tt);
 	if (!t->txn)
 		return -EROFS;
-	if (t->nlog == t->caplog) {
-		size_t cap = t->caplog ? t->caplog * 2 : 4;
-		struct pending_rec *n = realloc(t->log, cap * sizeof *n);
-		if (!n)
-			return -ENOMEM;
-		t->log = n;
-		t->caplog = cap;
-	}
+	if (mfs_array_reserve(&t->log, &t->caplog, t->nlog, sizeof *t->log))
+		return -ENOMEM;
 	int rc = cl_encode(rec, &t->log[t->nlog].data, &t->log[t->nlog].len);
 	if (!rc)
 		t->nlog++;
