@@ -116,7 +116,8 @@ static int fix_drop_entry(struct store_txn *t, void *arg)
 	char name[MFS_NAME_MAX + 1];
 	memcpy(name, x->name, x->name_len);
 	name[x->name_len] = '\0';
-	if ((rc = OPS(t)->dirent_del(t, x->parent, name, x->name_len, x->cookie)))
+	struct dirent_rec d = { x->ino, x->type, x->cookie };
+	if ((rc = OPS(t)->dirent_del(t, x->parent, name, x->name_len, &d)))
 		return rc;
 	if (dir.ino != x->parent || !S_ISDIR(dir.mode))
 		return 0; /* no directory to update or log against */

@@ -126,6 +126,7 @@ struct store_txn;
 typedef int (*dir_list_cb)(void *arg, const char *name, size_t name_len,
 			   const struct dirent_rec *d);
 typedef int (*xattr_list_cb)(void *arg, const char *name, size_t name_len);
+typedef int (*name_cb)(void *arg, uint64_t parent, const char *name, size_t name_len);
 typedef int (*chunk_list_cb)(void *arg, uint64_t index);
 typedef int (*ino_list_cb)(void *arg, uint64_t ino);
 typedef int (*changelog_cb)(void *arg, const struct cl_rec *rec);
@@ -170,8 +171,11 @@ struct store_ops {
 			  size_t len, struct dirent_rec *out);
 	int (*dirent_put)(struct store_txn *t, uint64_t parent, const char *name,
 			  size_t len, const struct dirent_rec *d);
+	/* d: the entry as read (its inode and cookie locate the index copies) */
 	int (*dirent_del)(struct store_txn *t, uint64_t parent, const char *name,
-			  size_t len, uint64_t cookie);
+			  size_t len, const struct dirent_rec *d);
+	/* every name of an inode: the directories and names that point at it */
+	int (*names_of)(struct store_txn *t, uint64_t ino, name_cb cb, void *arg);
 	/* in cookie order, starting at the first cookie >= from */
 	int (*dir_list)(struct store_txn *t, uint64_t parent, uint64_t from,
 			dir_list_cb cb, void *arg);

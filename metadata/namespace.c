@@ -586,7 +586,7 @@ static int do_remove(struct store_txn *t, void *arg)
 	if (a->dir && (rc = check_empty(t, in.ino)))
 		return rc;
 	struct timespec now = mfs_now();
-	if ((rc = OPS(t)->dirent_del(t, a->parent, a->name, len, d.cookie)) || (rc = drop_link(t, &in, now)))
+	if ((rc = OPS(t)->dirent_del(t, a->parent, a->name, len, &d)) || (rc = drop_link(t, &in, now)))
 		return rc;
 	if (a->dir)
 		dir.nlink--;
@@ -745,13 +745,13 @@ static int do_rename(struct store_txn *t, void *arg)
 			return rc;
 	} else {
 		if (dst_exists) {
-			if ((rc = OPS(t)->dirent_del(t, a->newparent, a->newname, newlen, dd.cookie)) ||
+			if ((rc = OPS(t)->dirent_del(t, a->newparent, a->newname, newlen, &dd)) ||
 			    (rc = drop_link(t, &dst, now)))
 				return rc;
 			if (dst_dir)
 				NP->nlink--;
 		}
-		if ((rc = OPS(t)->dirent_del(t, a->parent, a->name, len, sd.cookie)))
+		if ((rc = OPS(t)->dirent_del(t, a->parent, a->name, len, &sd)))
 			return rc;
 		struct dirent_rec nd = { sd.ino, sd.type, NP->next_cookie++ };
 		if ((rc = OPS(t)->dirent_put(t, a->newparent, a->newname, newlen, &nd)))

@@ -7,6 +7,7 @@
  *     I|ino               inode
  *     D|parent|name       directory entry by name   -> ino, type, cookie
  *     E|parent|cookie     directory entry by cookie -> ino, type, name
+ *     R|ino|parent|name   the names of an inode (reverse of D)
  *     X|ino|name          extended attribute
  *     O|ino               orphan (no name left, still in use)
  *     M|...               superblock, inode-number reservation, named locks
@@ -461,28 +462,64 @@ static int r_dirent_get(struct store_txn *t, uint64_t parent, const char *name, 
 	return 0;
 }
 
+static size_t key_rname(unsigned char *k, uint64_t ino, uint64_t parent, const char *name, size_t len)
+{
+	size_t n = key_ino_u64(k, 'R', ino, parent);
+	if (len > 255)
+		len = 255;
+	memcpy(k + n, name, len);
+	return n + len;
+}
+
 static int r_dirent_put(struct store_txn *t, uint64_t parent, const char *name, size_t len,
 			const struct dirent_rec *d)
 {
-	unsigned char k[KEY_MAX], v[20 + 256];
+	unsigned char k[KEY_MAX + 8], v[20 + 256];
 	put_be64(v, d->ino);
 	put_le32(v + 8, d->type);
 	put_be64(v + 12, d->cookie);
 	int rc = kv_put(t, CF_META, k, key_ino_name(k, 'D', parent, name, len), v, 20);
 	if (rc)
 		return rc;
+	if ((rc = kv_put(t, CF_META, k, key_rname(k, d->ino, parent, name, len), "", 0)))
+		return rc;
 	/* the by-cookie copy carries the name instead of the cookie */
 	memcpy(v + 12, name, len);
 	return kv_put(t, CF_META, k, key_ino_u64(k, 'E', parent, d->cookie), v, 12 + len);
 }
 
-static int r_dirent_del(struct store_txn *t, uint64_t parent, const char *name, size_t len, uint64_t cookie)
+static int r_dirent_del(struct store_txn *t, uint64_t parent, const char *name, size_t len,
+			const struct dirent_rec *d)
 {
-	unsigned char k[KEY_MAX];
+	unsigned char k[KEY_MAX + 8];
 	int rc = kv_del(t, CF_META, k, key_ino_name(k, 'D', parent, name, len));
-	if (rc)
-		return rc;
-	return kv_del(t, CF_META, k, key_ino_u64(k, 'E', parent, cookie));
+	if (!rc)
+		rc = kv_del(t, CF_META, k, key_rname(k, d->ino, parent, name, len));
+	if (!rc)
+		rc = kv_del(t, CF_META, k, key_ino_u64(k, 'E', parent, d->cookie));
+	return rc;
+}
+
+struct rname_scan {
+	name_cb cb;
+	void *arg;
+};
+
+static int rname_scan_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct rname_scan *a = arg;
+	if (klen < 18)
+		return -EIO;
+	return a->cb(a->arg, get_be64(k + 9), (const char *)k + 17, klen - 17);
+}
+
+static int r_names_of(struct store_txn *t, uint64_t ino, name_cb cb, void *arg)
+{
+	unsigned char lo[9], hi[9];
+	key_ino(lo, 'R', ino);
+	key_ino(hi, 'R', ino + 1);
+	struct rname_scan a = { cb, arg };
+	return kv_scan(RS(t->store), t, CF_META, lo, sizeof lo, hi, sizeof hi, rname_scan_kv, &a);
 }
 
 struct dir_scan {
@@ -563,6 +600,41 @@ static int check_e_from_d(void *arg, const unsigned char *k, size_t klen, const 
 		}
 		c->cb(c->arg, ino, "directory entry missing from the listing index", c->repair);
 	}
+	unsigned char rk[KEY_MAX + 8];
+	size_t rklen = key_rname(rk, ino, parent, (const char *)k + 9, klen - 9);
+	ev = NULL;
+	rc = kv_get(c->t, CF_META, rk, rklen, false, &ev, &evlen);
+	free(ev);
+	if (rc == -ENOENT) {
+		if (c->repair && (rc = kv_put(c->t, CF_META, rk, rklen, "", 0)))
+			return rc;
+		c->cb(c->arg, ino, "directory entry missing from the names index", c->repair);
+	} else if (rc) {
+		return rc;
+	}
+	return 0;
+}
+
+static int check_d_from_r(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct index_check *c = arg;
+	uint64_t ino = klen >= 9 ? get_be64(k + 1) : 0;
+	bool ok = false;
+	if (klen >= 18) {
+		struct dirent_rec d;
+		int rc = r_dirent_get(c->t, get_be64(k + 9), (const char *)k + 17, klen - 17, &d);
+		if (rc && rc != -ENOENT)
+			return rc;
+		ok = rc == 0 && d.ino == ino;
+	}
+	if (!ok) {
+		if (c->repair) {
+			int rc = kv_del(c->t, CF_META, k, klen);
+			if (rc)
+				return rc;
+		}
+		c->cb(c->arg, ino, "stale entry in the names index", c->repair);
+	}
 	return 0;
 }
 
@@ -598,7 +670,10 @@ static int r_check_indexes(struct store *st, bool repair, store_issue_cb cb, voi
 		return rc;
 	struct index_check c = { s, t, repair && s->tdb, cb, arg, 0 };
 	unsigned char dlo[1] = { 'D' }, dhi[1] = { 'E' }, elo[1] = { 'E' }, ehi[1] = { 'F' };
+	unsigned char rlo[1] = { 'R' }, rhi[1] = { 'S' };
 	rc = kv_scan(s, NULL, CF_META, elo, 1, ehi, 1, check_d_from_e, &c);
+	if (!rc)
+		rc = kv_scan(s, NULL, CF_META, rlo, 1, rhi, 1, check_d_from_r, &c);
 	if (!rc)
 		rc = kv_scan(s, NULL, CF_META, dlo, 1, dhi, 1, check_e_from_d, &c);
 	if (rc) {
@@ -1071,6 +1146,7 @@ static const struct store_ops rocks_ops = {
 	.dirent_get = r_dirent_get,
 	.dirent_put = r_dirent_put,
 	.dirent_del = r_dirent_del,
+	.names_of = r_names_of,
 	.dir_list = r_dir_list,
 	.xattr_get = r_xattr_get,
 	.xattr_put = r_xattr_put,

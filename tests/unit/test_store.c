@@ -88,7 +88,8 @@ static void test_dirents(struct store *s)
 	struct dirent_rec d;
 	CHECK_RC(o->dirent_get(t, 500, "alpha", 5, &d), 0, "entry by name");
 	CHECK(d.ino == 11 && d.cookie == 4, "entry fields round-trip");
-	o->dirent_del(t, 500, "alpha", 5, 4);
+	struct dirent_rec alpha = { 11, S_IFREG, 4 };
+	o->dirent_del(t, 500, "alpha", 5, &alpha);
 	l.n = 0;
 	o->dir_list(t, 500, 0, dl_cb, &l);
 	CHECK(l.n == 2, "a deleted entry leaves both indexes");
