@@ -403,6 +403,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		int rc = flush_ino(fs, ino);
 		struct ns_setattr r = { .mask = MFS_SET_SIZE | MFS_SET_MTIME_NOW, .size = 0 };
 		struct mfs_ctx c = req_ctx(req);
+		/* the kernel leaves this to us along with the truncation;
+		 * root is taken as holding CAP_FSETID */
+		if (c.uid != 0)
+			r.mask |= MFS_SET_KILL_PRIV;
 		struct inode_rec in;
 		if (!rc)
 			rc = ns_setattr(fs->vol, &c, ino, &r, &in);

@@ -90,6 +90,9 @@ enum cl_op {
 #define MFS_SET_CTIME (1u << 6)
 #define MFS_SET_ATIME_NOW (1u << 7)
 #define MFS_SET_MTIME_NOW (1u << 8)
+/* a write-like change by a caller without CAP_FSETID: drop setuid, and
+ * setgid when group-executable, as the kernel does on write */
+#define MFS_SET_KILL_PRIV (1u << 9)
 
 struct cl_rec {
 	uint64_t seq; /* assigned at commit */
@@ -215,6 +218,8 @@ struct store_ops {
 	/* refresh a read-only view to what the writer has committed */
 	int (*catch_up)(struct store *s);
 	int (*statfs)(struct store *s, struct statvfs *out);
+	/* gives back the space of deleted records sooner, when the disk is short */
+	int (*make_room)(struct store *s);
 	/* key=value lines of backend figures for `metafs stats` */
 	int (*describe)(struct store *s, int (*emit)(void *, const char *, const char *), void *arg);
 	void (*close)(struct store *s);
@@ -246,6 +251,7 @@ struct mfs_volume {
 	uint64_t space_reserve;
 	_Atomic int64_t space_checked_ns;
 	_Atomic uint64_t space_free;
+	_Atomic int64_t space_room_ns; /* last make_room */
 };
 
 struct mfs_format_opts {

@@ -95,8 +95,14 @@ static int space_check(struct mfs_volume *v, uint64_t need)
 		v->space_checked_ns = now;
 	}
 	uint64_t free_now = v->space_free;
-	if (free_now < v->space_reserve + need)
+	if (free_now < v->space_reserve + need) {
+		if (now - v->space_room_ns > 2000000000LL) {
+			v->space_room_ns = now;
+			v->store->ops->make_room(v->store);
+			v->space_checked_ns = 0; /* look again next time */
+		}
 		return -ENOSPC;
+	}
 	v->space_free = free_now - need;
 	return 0;
 }
@@ -248,6 +254,13 @@ static int do_setattr(struct store_txn *t, void *arg)
 	if (r->mask & MFS_SET_MODE) {
 		in.mode = (in.mode & S_IFMT) | (r->mode & 07777);
 		fields |= MFS_SET_MODE;
+	}
+	if ((r->mask & MFS_SET_KILL_PRIV) && S_ISREG(in.mode)) {
+		uint32_t kill = S_ISUID | ((in.mode & S_IXGRP) ? S_ISGID : 0);
+		if (in.mode & kill) {
+			in.mode &= ~kill;
+			fields |= MFS_SET_MODE;
+		}
 	}
 	if (r->mask & MFS_SET_UID) {
 		in.uid = r->uid;

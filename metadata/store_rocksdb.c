@@ -1036,6 +1036,25 @@ static int r_catch_up(struct store *st)
 	return map_err(err, "catch up");
 }
 
+static int r_make_room(struct store *st)
+{
+	struct rocks_store *s = RS(st);
+	if (!s->tdb)
+		return 0;
+	/* Deletions are tombstones in the memtable; flushed, they let
+	 * compaction drop the records they cover and free their files. */
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(fo, 1);
+	int rc = 0;
+	for (int i = 0; i < CF_COUNT && !rc; i++) {
+		char *err = NULL;
+		rocksdb_transactiondb_flush_cf(s->tdb, fo, s->cf[i], &err);
+		rc = map_err(err, "flush");
+	}
+	rocksdb_flushoptions_destroy(fo);
+	return rc;
+}
+
 static int r_statfs(struct store *st, struct statvfs *out)
 {
 	if (statvfs(RS(st)->dir, out) != 0)
@@ -1171,6 +1190,7 @@ static const struct store_ops rocks_ops = {
 	.sync = r_sync,
 	.catch_up = r_catch_up,
 	.statfs = r_statfs,
+	.make_room = r_make_room,
 	.describe = r_describe,
 	.close = r_close,
 };
