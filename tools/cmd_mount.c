@@ -8,6 +8,7 @@
  */
 #include "tools.h"
 #include "fs.h"
+#include "indexer.h"
 #include "metadata.h"
 #include "common.h"
 
@@ -33,6 +34,9 @@ static bool mount_only_option(const char *o)
 	return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8);
 }
 
+/* metafs's own -o options */
+static bool opt_noindex;
+
 static int add_options(struct fuse_args *args, const char *list)
 {
 	char *copy = strdup(list);
@@ -42,6 +46,10 @@ static int add_options(struct fuse_args *args, const char *list)
 	for (char *save = NULL, *o = strtok_r(copy, ",", &save); o && !rc; o = strtok_r(NULL, ",", &save)) {
 		if (mount_only_option(o))
 			continue;
+		if (!strcmp(o, "noindex")) {
+			opt_noindex = true;
+			continue;
+		}
 		if (!strncmp(o, "fsname=", 7) || !strncmp(o, "subtype=", 8)) {
 			die_msg("-o %s: metafs sets this itself", o);
 			rc = -1;
@@ -134,6 +142,13 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 		return 1;
 	}
 	log_info("serving %s at %s", vol, mnt);
+	struct indexer_thread *ixt = NULL;
+	if (!opt_noindex) {
+		char ipath[PATH_MAX];
+		indexer_default_path(vol, ipath, sizeof ipath);
+		if (indexer_thread_start(v, ipath, &ixt))
+			log_error("cannot start the indexer; search will lag until `metafs indexer %s` runs", vol);
+	}
 	if (report_fd >= 0) {
 		/* ready: an empty report; then leave the terminal */
 		close(report_fd);
@@ -150,6 +165,8 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 	}
 	rc = mfs_fs_run(fs);
 	mfs_fs_destroy(fs);
+	/* after the last flush, so the index holds everything committed */
+	indexer_thread_stop(ixt);
 	mfs_close(v);
 	log_info("stopped serving %s", vol);
 	return rc ? 1 : 0;
@@ -171,7 +188,8 @@ int cmd_mount(int argc, char **argv)
 			       "  -f          stay in the foreground (default: run as a daemon, logging\n"
 			       "              to VOLUME/metafs.log, once the mount is ready)\n"
 			       "  -d          FUSE debug output (implies -f)\n"
-			       "  -o OPTIONS  FUSE mount options, e.g. allow_other, ro\n"
+			       "  -o OPTIONS  FUSE mount options, e.g. allow_other, ro; and metafs's own:\n"
+			       "              noindex  do not run the search indexer in the daemon\n"
 			       "  Permission bits are always checked by the kernel (default_permissions).\n"
 			       "  Unmount with: fusermount3 -u MOUNTPOINT\n");
 			fuse_opt_free_args(&args);

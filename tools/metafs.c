@@ -33,8 +33,13 @@ static void usage(FILE *f)
 	      "                         print the ordered record of changes\n"
 	      "  stats VOLUME|PATH [--json]\n"
 	      "                         print what the volume holds and how it is set up\n"
-	      "  fsck VOLUME [--repair] [--scrub] [--json]\n"
+	      "  fsck VOLUME [--repair] [--scrub] [--json] [--index]\n"
 	      "                         check (and repair) an unmounted volume\n"
+	      "  find [PATH...] QUERY [-0] [--json] [-l] [--sort KEY] [--limit N] [--count] [--consistent]\n"
+	      "                         search by name, path, attributes, tags and xattr fields\n"
+	      "  indexer VOLUME|PATH [--once]\n"
+	      "                         apply the changelog to the search index (the daemon does it too)\n"
+	      "  reindex VOLUME|PATH    rebuild the search index from the metadata\n"
 	      "\n"
 	      "VOLUME is a directory holding an embedded volume; PATH may be any path\n"
 	      "inside a mounted metafs. `metafs COMMAND --help` says more.\n",
@@ -66,6 +71,12 @@ int main(int argc, char **argv)
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "fsck"))
 		return cmd_fsck(argc - 1, argv + 1);
+	if (!strcmp(cmd, "find"))
+		return cmd_find(argc - 1, argv + 1);
+	if (!strcmp(cmd, "indexer"))
+		return cmd_indexer(argc - 1, argv + 1);
+	if (!strcmp(cmd, "reindex"))
+		return cmd_reindex(argc - 1, argv + 1);
 	/* mount(8) runs `metafs VOLUME MOUNTPOINT -o OPTIONS` through
 	 * mount.fuse3 for `mount -t fuse.metafs` and fstab lines */
 	struct stat st;

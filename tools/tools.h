@@ -11,10 +11,15 @@ int cmd_mount(int argc, char **argv);
 int cmd_changelog(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_find(int argc, char **argv);
+int cmd_indexer(int argc, char **argv);
+int cmd_reindex(int argc, char **argv);
 
 /* Resolves a volume argument: a volume itself, or any path inside a
  * mounted metafs (found through /proc/self/mountinfo). */
 int resolve_volume(const char *arg, char *out, size_t outlen);
+/* The same, also giving the mountpoint ("" when arg names a volume). */
+int resolve_target(const char *arg, char *vol, size_t vollen, char *mnt, size_t mntlen);
 
 /* Prints "metafs: <message>" on stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

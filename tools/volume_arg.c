@@ -38,6 +38,13 @@ static void unescape_fsname(char *s)
 
 int resolve_volume(const char *arg, char *out, size_t outlen)
 {
+	char mnt[PATH_MAX];
+	return resolve_target(arg, out, outlen, mnt, sizeof mnt);
+}
+
+int resolve_target(const char *arg, char *out, size_t outlen, char *mntout, size_t mntlen)
+{
+	mntout[0] = '\0';
 	if (!strncmp(arg, "mysql://", 8)) {
 		snprintf(out, outlen, "%s", arg);
 		return 0;
@@ -58,7 +65,7 @@ int resolve_volume(const char *arg, char *out, size_t outlen)
 		die_msg("cannot read /proc/self/mountinfo: %s", strerror(errno));
 		return -1;
 	}
-	char line[8192], best[PATH_MAX] = "";
+	char line[8192], best[PATH_MAX] = "", best_mnt[PATH_MAX] = "";
 	size_t best_len = 0;
 	while (fgets(line, sizeof line, f)) {
 		/* id parent major:minor root mountpoint opts [optional...] - type source superopts */
@@ -83,6 +90,7 @@ int resolve_volume(const char *arg, char *out, size_t outlen)
 			unescape(src);
 			unescape_fsname(src);
 			snprintf(best, sizeof best, "%s", src);
+			snprintf(best_mnt, sizeof best_mnt, "%s", mnt);
 			best_len = len;
 		}
 	}
@@ -92,5 +100,6 @@ int resolve_volume(const char *arg, char *out, size_t outlen)
 		return -1;
 	}
 	snprintf(out, outlen, "%s", best);
+	snprintf(mntout, mntlen, "%s", best_mnt);
 	return 0;
 }

@@ -1,0 +1,1153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The embedded search backend: one SQLite database beside the volume.
+ *
+ *   docs   one row an inode: version and attributes
+ *   names  one row a name: (parent, name) -> inode, with the full path,
+ *          indexed by path so a subtree is one range scan
+ *   attrs  typed fields from user.* xattrs: text values as str, JSON values
+ *          flattened to dotted keys (numbers in num, so ranges use the index)
+ *   tags   user.xdg.tags entries and user.tag.* names
+ *   fts    FTS5 over names, paths and xattr text (rowid = inode)
+ *   meta   cursor, volume identity, format
+ *
+ * WAL mode lets `metafs find` read while the indexer writes.
+ */
+#include "indexer.h"
+#include "common.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define INDEX_FORMAT 1
+
+struct sq {
+	struct idx_backend base;
+	sqlite3 *db;
+	bool readonly;
+};
+
+static struct sq *SQ(struct idx_backend *b)
+{
+	return (struct sq *)b;
+}
+
+static const char *const schema =
+	"PRAGMA journal_mode=WAL;"
+	"CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
+	"CREATE TABLE docs(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL, mode INTEGER, uid INTEGER,"
+	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
+	"CREATE TABLE names(ino INTEGER NOT NULL, parent INTEGER NOT NULL, name BLOB NOT NULL,"
+	" path BLOB NOT NULL, PRIMARY KEY(parent, name)) WITHOUT ROWID;"
+	"CREATE INDEX names_ino ON names(ino);"
+	"CREATE INDEX names_path ON names(path);"
+	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, num REAL, str TEXT);"
+	"CREATE INDEX attrs_num ON attrs(key, num);"
+	"CREATE INDEX attrs_str ON attrs(key, str);"
+	"CREATE INDEX attrs_ino ON attrs(ino);"
+	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
+	"CREATE INDEX tags_ino ON tags(ino);"
+	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');";
+
+static int sq_err(struct sq *s, int rc, const char *what)
+{
+	if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	log_error("index: %s: %s", what, sqlite3_errmsg(s->db));
+	if (rc == SQLITE_FULL)
+		return -ENOSPC;
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return -EBUSY;
+	return -EIO;
+}
+
+static int exec(struct sq *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		log_error("index: %s: %s", sql, msg ? msg : "?");
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? 0 : (rc == SQLITE_FULL ? -ENOSPC : -EIO);
+}
+
+/* Prepares, binds int64 arguments, steps once. */
+static int exec_i64(struct sq *s, const char *sql, int n, const int64_t *args)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, sql);
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, args[i]);
+	rc = sqlite3_step(st);
+	int r = sq_err(s, rc, sql);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Valid UTF-8 for the text index: invalid bytes become U+FFFD. */
+static char *to_utf8(const char *p, size_t len)
+{
+	char *out = malloc(len * 3 + 1), *q = out;
+	if (!out)
+		return NULL;
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = u[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		bool ok = n && i + n <= len;
+		for (size_t k = 1; ok && k < n; k++)
+			ok = (u[i + k] & 0xc0) == 0x80;
+		if (ok && c == 0)
+			ok = false;
+		if (ok) {
+			memcpy(q, u + i, n);
+			q += n;
+			i += n;
+		} else {
+			memcpy(q, "\xef\xbf\xbd", 3);
+			q += 3;
+			i++;
+		}
+	}
+	*q = '\0';
+	return out;
+}
+
+static bool is_utf8(const void *p, size_t len)
+{
+	json_t *j = json_stringn(p, len); /* NULL when the bytes are not UTF-8 */
+	json_decref(j);
+	return j != NULL;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int meta_get_text(struct sq *s, const char *k, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "meta");
+	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		snprintf(out, len, "%s", v ? (const char *)v : "");
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = sq_err(s, rc, "meta");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int meta_set(struct sq *s, const char *k, const char *v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "meta");
+	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sq_err(s, rc, "meta");
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static int sq_begin(struct idx_backend *b)
+{
+	return exec(SQ(b), "BEGIN IMMEDIATE");
+}
+
+static int sq_commit(struct idx_backend *b, uint64_t cursor)
+{
+	struct sq *s = SQ(b);
+	char v[32];
+	snprintf(v, sizeof v, "%llu", (unsigned long long)cursor);
+	int rc = meta_set(s, "cursor", v);
+	if (rc) {
+		exec(s, "ROLLBACK");
+		return rc;
+	}
+	return exec(s, "COMMIT");
+}
+
+static void sq_rollback(struct idx_backend *b)
+{
+	exec(SQ(b), "ROLLBACK");
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int stored_version(struct sq *s, uint64_t ino, uint64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM docs WHERE ino = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "version");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		*v = (uint64_t)sqlite3_column_int64(st, 0);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = sq_err(s, rc, "version");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int remove_rows(struct sq *s, uint64_t ino)
+{
+	static const char *const sql[] = {
+		"DELETE FROM docs WHERE ino = ?", "DELETE FROM names WHERE ino = ?",
+		"DELETE FROM attrs WHERE ino = ?", "DELETE FROM tags WHERE ino = ?",
+		"DELETE FROM fts WHERE rowid = ?",
+	};
+	int64_t a = (int64_t)ino;
+	for (size_t i = 0; i < MFS_ARRAY_LEN(sql); i++) {
+		int rc = exec_i64(s, sql[i], 1, &a);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct attr_sink {
+	struct sq *s;
+	sqlite3_stmt *st;
+	uint64_t ino;
+	int rc;
+};
+
+static void attr_row(struct attr_sink *a, const char *key, const double *num, const char *str, size_t slen)
+{
+	if (a->rc)
+		return;
+	sqlite3_reset(a->st);
+	sqlite3_bind_int64(a->st, 1, (int64_t)a->ino);
+	sqlite3_bind_text(a->st, 2, key, -1, SQLITE_TRANSIENT);
+	if (num)
+		sqlite3_bind_double(a->st, 3, *num);
+	else
+		sqlite3_bind_null(a->st, 3);
+	if (str)
+		sqlite3_bind_text(a->st, 4, str, (int)slen, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(a->st, 4);
+	a->rc = sq_err(a->s, sqlite3_step(a->st), "attrs");
+}
+
+/* JSON values become typed rows under dotted keys; arrays repeat the key. */
+static void flatten(struct attr_sink *a, const char *key, json_t *j, int depth)
+{
+	if (depth > 32 || strlen(key) > 1000)
+		return;
+	double num;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		json_object_foreach(j, k, v) {
+			char *sub = malloc(strlen(key) + strlen(k) + 2);
+			if (!sub)
+				return;
+			sprintf(sub, "%s.%s", key, k);
+			flatten(a, sub, v, depth + 1);
+			free(sub);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *v;
+		json_array_foreach(j, i, v)
+			flatten(a, key, v, depth + 1);
+		break;
+	}
+	case JSON_STRING:
+		attr_row(a, key, NULL, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+	case JSON_REAL: {
+		num = json_number_value(j);
+		char txt[64];
+		snprintf(txt, sizeof txt, "%.17g", num);
+		attr_row(a, key, &num, txt, strlen(txt));
+		break;
+	}
+	case JSON_TRUE:
+	case JSON_FALSE:
+		num = json_is_true(j) ? 1 : 0;
+		attr_row(a, key, &num, json_is_true(j) ? "true" : "false", json_is_true(j) ? 4 : 5);
+		break;
+	case JSON_NULL:
+		break;
+	}
+}
+
+static int add_tag(struct sq *s, uint64_t ino, const char *tag, size_t len)
+{
+	while (len && (*tag == ' ' || *tag == '\t'))
+		tag++, len--;
+	while (len && (tag[len - 1] == ' ' || tag[len - 1] == '\t'))
+		len--;
+	if (!len || !is_utf8(tag, len))
+		return 0;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO tags(tag, ino) VALUES(?, ?)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "tags");
+	sqlite3_bind_text(st, 1, tag, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)ino);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sq_err(s, rc, "tags");
+}
+
+/* Appends text to a growing buffer, separated by newlines. */
+static int append(char **buf, size_t *len, const char *text)
+{
+	size_t n = strlen(text);
+	char *nb = realloc(*buf, *len + n + 2);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb + *len, text, n);
+	nb[*len + n] = '\n';
+	nb[*len + n + 1] = '\0';
+	*buf = nb;
+	*len += n + 1;
+	return 0;
+}
+
+static int put_fts(struct sq *s, uint64_t ino, const char *names, const char *paths, const char *text)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "INSERT INTO fts(rowid, name, path, text) VALUES(?, ?, ?, ?)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "fts");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_text(st, 2, names ? names : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, paths ? paths : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, text ? text : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return sq_err(s, rc, "fts");
+}
+
+static int sq_put(struct idx_backend *b, const struct idx_doc *d)
+{
+	struct sq *s = SQ(b);
+	uint64_t ino = d->in.ino, have;
+	int rc = stored_version(s, ino, &have);
+	if (rc == 0 && have > d->in.version)
+		return 0; /* a newer state is indexed already */
+	if (rc && rc != -ENOENT)
+		return rc;
+	if ((rc = remove_rows(s, ino)))
+		return rc;
+	int64_t row[] = { (int64_t)ino, (int64_t)d->in.version, d->in.mode, d->in.uid, d->in.gid, d->in.nlink,
+			  (int64_t)d->in.size, ts_ns(d->in.atime), ts_ns(d->in.mtime), ts_ns(d->in.ctime) };
+	rc = exec_i64(s, "INSERT INTO docs(ino, version, mode, uid, gid, nlink, size, atime, mtime, ctime)"
+			 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, row);
+	if (rc)
+		return rc;
+
+	char *names = NULL, *paths = NULL, *text = NULL;
+	size_t nlen = 0, plen = 0, tlen = 0;
+	sqlite3_stmt *st;
+	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "names");
+	for (size_t i = 0; i < d->nnames && !rc; i++) {
+		const struct idx_name *n = &d->names[i];
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)n->parent);
+		sqlite3_bind_blob(st, 3, n->name, (int)n->name_len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, n->path, (int)n->path_len, SQLITE_STATIC);
+		rc = sq_err(s, sqlite3_step(st), "names");
+		char *u = to_utf8(n->name, n->name_len), *pu = to_utf8(n->path, n->path_len);
+		if (!rc && (!u || !pu || append(&names, &nlen, u) || append(&paths, &plen, pu)))
+			rc = -ENOMEM;
+		free(u);
+		free(pu);
+	}
+	sqlite3_finalize(st);
+
+	struct attr_sink a = { s, NULL, ino, 0 };
+	if (!rc && sqlite3_prepare_v2(s->db, "INSERT INTO attrs(ino, key, num, str) VALUES(?, ?, ?, ?)", -1,
+				      &a.st, NULL) != SQLITE_OK)
+		rc = sq_err(s, SQLITE_ERROR, "attrs");
+	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
+		const struct idx_xattr *x = &d->xattrs[i];
+		if (strncmp(x->name, "user.", 5) != 0)
+			continue;
+		const char *key = x->name + 5;
+		bool text_ok = is_utf8(x->value, x->len);
+		if (!strcmp(key, "xdg.tags") && text_ok) {
+			const char *p = x->value, *end = p + x->len;
+			while (p < end && !rc) {
+				const char *comma = memchr(p, ',', (size_t)(end - p));
+				const char *stop = comma ? comma : end;
+				rc = add_tag(s, ino, p, (size_t)(stop - p));
+				p = stop + 1;
+			}
+		} else if (!strncmp(key, "tag.", 4) && key[4]) {
+			rc = add_tag(s, ino, key + 4, strlen(key + 4));
+		}
+		if (rc)
+			break;
+		json_error_t jerr;
+		json_t *j = text_ok && x->len ? json_loadb(x->value, x->len, JSON_DECODE_ANY, &jerr) : NULL;
+		if (j) {
+			flatten(&a, key, j, 0);
+			json_decref(j);
+		} else if (text_ok) {
+			/* not JSON (or empty): the value is text */
+			attr_row(&a, key, NULL, x->value, x->len);
+		}
+		rc = a.rc;
+		if (!rc && text_ok && x->len) {
+			char *v = strndup(x->value, x->len);
+			if (!v || append(&text, &tlen, v))
+				rc = -ENOMEM;
+			free(v);
+		}
+	}
+	if (a.st)
+		sqlite3_finalize(a.st);
+	if (!rc)
+		rc = put_fts(s, ino, names, paths, text);
+	free(names);
+	free(paths);
+	free(text);
+	return rc;
+}
+
+static int sq_del(struct idx_backend *b, uint64_t ino, uint64_t version)
+{
+	struct sq *s = SQ(b);
+	uint64_t have;
+	int rc = stored_version(s, ino, &have);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (have > version)
+		return 0;
+	return remove_rows(s, ino);
+}
+
+/* The smallest byte string above every string that starts with prefix. */
+static size_t prefix_end(const char *prefix, size_t len, char *out)
+{
+	memcpy(out, prefix, len);
+	while (len && (unsigned char)out[len - 1] == 0xff)
+		len--;
+	if (len)
+		out[len - 1]++;
+	return len;
+}
+
+static int refresh_fts(struct sq *s, uint64_t ino)
+{
+	/* rebuild the row's names and paths from the names table, keeping text */
+	sqlite3_stmt *st;
+	char *text = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT text FROM fts WHERE rowid = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "fts");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		text = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	char *names = NULL, *paths = NULL;
+	size_t nlen = 0, plen = 0;
+	rc = sqlite3_prepare_v2(s->db, "SELECT name, path FROM names WHERE ino = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		free(text);
+		return sq_err(s, rc, "names");
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = 0;
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		char *u = to_utf8(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		char *pu = to_utf8(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		if (!u || !pu || append(&names, &nlen, u) || append(&paths, &plen, pu))
+			rc = -ENOMEM;
+		free(u);
+		free(pu);
+	}
+	sqlite3_finalize(st);
+	int64_t a = (int64_t)ino;
+	if (!rc)
+		rc = exec_i64(s, "DELETE FROM fts WHERE rowid = ?", 1, &a);
+	if (!rc)
+		rc = put_fts(s, ino, names, paths, text);
+	free(names);
+	free(paths);
+	free(text);
+	return rc;
+}
+
+static int sq_move_subtree(struct idx_backend *b, const char *old, size_t old_len, const char *new_prefix,
+			   size_t new_len)
+{
+	struct sq *s = SQ(b);
+	char *end = malloc(old_len + 1);
+	if (!end)
+		return -ENOMEM;
+	size_t end_len = prefix_end(old, old_len, end);
+	/* the inodes whose paths change, for their text rows */
+	struct u64_vec inos = { 0 };
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT DISTINCT ino FROM names WHERE path >= ? AND path < ?", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		free(end);
+		return sq_err(s, rc, "move");
+	}
+	sqlite3_bind_blob(st, 1, old, (int)old_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, end, (int)end_len, SQLITE_STATIC);
+	rc = 0;
+	while (!rc && sqlite3_step(st) == SQLITE_ROW)
+		rc = u64_vec_push(&inos, (uint64_t)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	if (!rc) {
+		rc = sqlite3_prepare_v2(s->db,
+					"UPDATE names SET path = CAST(? || substr(path, ?) AS BLOB)"
+					" WHERE path >= ? AND path < ?",
+					-1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_blob(st, 1, new_prefix, (int)new_len, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)old_len + 1);
+			sqlite3_bind_blob(st, 3, old, (int)old_len, SQLITE_STATIC);
+			sqlite3_bind_blob(st, 4, end, (int)end_len, SQLITE_STATIC);
+			rc = sq_err(s, sqlite3_step(st), "move");
+			sqlite3_finalize(st);
+		} else {
+			rc = sq_err(s, rc, "move");
+		}
+	}
+	for (size_t i = 0; i < inos.n && !rc; i++)
+		rc = refresh_fts(s, inos.v[i]);
+	free(inos.v);
+	free(end);
+	return rc;
+}
+
+struct paths_cb_args {
+	name_cb cb;
+	void *arg;
+};
+
+static int sq_paths_of(struct idx_backend *b, uint64_t ino, name_cb cb, void *arg)
+{
+	struct sq *s = SQ(b);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT parent, path FROM names WHERE ino = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "paths");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = 0;
+	while (!rc && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rc = cb(arg, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+			(size_t)sqlite3_column_bytes(st, 1));
+	int r = rc == SQLITE_DONE || rc == 1 ? 0 : rc < 0 ? rc : sq_err(s, rc, "paths");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_cursor(struct idx_backend *b, uint64_t *seq)
+{
+	char v[32];
+	int rc = meta_get_text(SQ(b), "cursor", v, sizeof v);
+	*seq = rc ? 0 : strtoull(v, NULL, 10);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static int sq_get_volume(struct idx_backend *b, char *uuid, size_t len)
+{
+	return meta_get_text(SQ(b), "volume", uuid, len);
+}
+
+static int sq_set_volume(struct idx_backend *b, const char *uuid)
+{
+	return meta_set(SQ(b), "volume", uuid);
+}
+
+static bool sq_has_attr(struct idx_backend *b, const char *name)
+{
+	struct sq *s = SQ(b);
+	sqlite3_stmt *st;
+	/* the key itself, or a field inside it ("a" knows "a.b") */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT 1 FROM attrs WHERE key = ?1 OR (key > ?1 || '.' AND key < ?1 || '/') LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int sq_count(struct idx_backend *b, uint64_t *n)
+{
+	struct sq *s = SQ(b);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM docs", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "count");
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "count");
+}
+
+/* ---------------------------------------------------------------- queries */
+
+/* SQL text being built, with its parameters */
+struct sqlbuf {
+	char *s;
+	size_t len, cap;
+	struct param {
+		int kind; /* 0 int, 1 real, 2 text, 3 blob */
+		int64_t i;
+		double d;
+		char *t;
+		size_t tlen;
+	} p[256];
+	int np;
+	int err;
+};
+
+static void put(struct sqlbuf *b, const char *text)
+{
+	size_t n = strlen(text);
+	if (b->err)
+		return;
+	if (mfs_array_reserve(&b->s, &b->cap, b->len + n, 1)) {
+		b->err = -ENOMEM;
+		return;
+	}
+	memcpy(b->s + b->len, text, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static struct param *param(struct sqlbuf *b)
+{
+	if (b->np >= (int)MFS_ARRAY_LEN(b->p)) {
+		b->err = -E2BIG;
+		return &b->p[0];
+	}
+	put(b, "?");
+	return &b->p[b->np++];
+}
+
+static void p_int(struct sqlbuf *b, int64_t v)
+{
+	struct param *p = param(b);
+	p->kind = 0;
+	p->i = v;
+}
+
+static void p_real(struct sqlbuf *b, double v)
+{
+	struct param *p = param(b);
+	p->kind = 1;
+	p->d = v;
+}
+
+static void p_text(struct sqlbuf *b, const char *t, size_t len, int kind)
+{
+	struct param *p = param(b);
+	p->kind = kind;
+	p->t = malloc(len + 1);
+	if (!p->t) {
+		b->err = -ENOMEM;
+		return;
+	}
+	memcpy(p->t, t, len);
+	p->t[len] = '\0';
+	p->tlen = len;
+}
+
+/* An FTS5 string: double quotes doubled. */
+static char *fts_quote(const char *v, const char *column)
+{
+	size_t n = strlen(v);
+	char *out = malloc(n * 2 + strlen(column ? column : "") + 8), *q = out;
+	if (!out)
+		return NULL;
+	if (column)
+		q += sprintf(q, "%s : ", column);
+	*q++ = '"';
+	for (const char *p = v; *p; p++) {
+		if (*p == '"')
+			*q++ = '"';
+		*q++ = *p;
+	}
+	*q++ = '"';
+	*q = '\0';
+	return out;
+}
+
+static void cmp(struct sqlbuf *b, const char *col, const struct q_node *t, bool real)
+{
+	static const char *const ops[] = { [QOP_MATCH] = " = ", [QOP_GT] = " > ", [QOP_GE] = " >= ",
+					   [QOP_LT] = " < ", [QOP_LE] = " <= " };
+	put(b, "(");
+	put(b, col);
+	if (t->op == QOP_RANGE) {
+		put(b, " BETWEEN ");
+		real ? p_real(b, t->real) : p_int(b, t->num);
+		put(b, " AND ");
+		real ? p_real(b, t->real2) : p_int(b, t->num2);
+	} else {
+		put(b, ops[t->op]);
+		real ? p_real(b, t->real) : p_int(b, t->num);
+	}
+	put(b, ")");
+}
+
+static void compile(struct sqlbuf *b, const struct q_node *n)
+{
+	if (b->err)
+		return;
+	switch (n->kind) {
+	case Q_AND:
+	case Q_OR:
+		put(b, "(");
+		compile(b, n->left);
+		put(b, n->kind == Q_AND ? " AND " : " OR ");
+		compile(b, n->right);
+		put(b, ")");
+		return;
+	case Q_NOT:
+		put(b, "(NOT ");
+		compile(b, n->left);
+		put(b, ")");
+		return;
+	case Q_TERM:
+		break;
+	}
+	char *q;
+	switch (n->f) {
+	case QF_TEXT:
+	case QF_NAME:
+		if (n->f == QF_NAME && n->glob) {
+			/* of the name being listed, so a hard link shows only
+			 * under the names that match */
+			put(b, "(CAST(n.name AS TEXT) GLOB ");
+			p_text(b, n->value, strlen(n->value), 2);
+			put(b, ")");
+			return;
+		}
+		q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+		if (!q) {
+			b->err = -ENOMEM;
+			return;
+		}
+		put(b, "d.ino IN (SELECT rowid FROM fts WHERE fts MATCH ");
+		p_text(b, q, strlen(q), 2);
+		put(b, ")");
+		free(q);
+		return;
+	case QF_PATH: {
+		size_t len = strlen(n->value);
+		while (len > 1 && n->value[len - 1] == '/')
+			len--;
+		char *pre = malloc(len + 2), *end = malloc(len + 2);
+		if (!pre || !end) {
+			free(pre);
+			free(end);
+			b->err = -ENOMEM;
+			return;
+		}
+		memcpy(pre, n->value, len);
+		size_t plen = len;
+		if (!(len == 1 && pre[0] == '/'))
+			pre[plen++] = '/';
+		size_t elen = prefix_end(pre, plen, end);
+		/* like name globs, a condition on the name being listed */
+		put(b, "(n.path = ");
+		p_text(b, n->value, len, 3);
+		put(b, " OR (n.path >= ");
+		p_text(b, pre, plen, 3);
+		put(b, " AND n.path < ");
+		p_text(b, end, elen, 3);
+		put(b, "))");
+		free(pre);
+		free(end);
+		return;
+	}
+	case QF_TYPE:
+		put(b, "((d.mode & 61440) = ");
+		p_int(b, n->num);
+		put(b, ")");
+		return;
+	case QF_SIZE: cmp(b, "d.size", n, false); return;
+	case QF_MTIME: cmp(b, "d.mtime", n, false); return;
+	case QF_ATIME: cmp(b, "d.atime", n, false); return;
+	case QF_CTIME: cmp(b, "d.ctime", n, false); return;
+	case QF_UID: cmp(b, "d.uid", n, false); return;
+	case QF_GID: cmp(b, "d.gid", n, false); return;
+	case QF_MODE: cmp(b, "(d.mode & 4095)", n, false); return;
+	case QF_NLINK: cmp(b, "d.nlink", n, false); return;
+	case QF_TAG:
+		put(b, "d.ino IN (SELECT ino FROM tags WHERE tag = ");
+		p_text(b, n->value, strlen(n->value), 2);
+		put(b, ")");
+		return;
+	case QF_ATTR:
+		put(b, "d.ino IN (SELECT ino FROM attrs WHERE key = ");
+		p_text(b, n->attr, strlen(n->attr), 2);
+		put(b, " AND ");
+		if (n->vtype == QV_NUMBER || (n->vtype == QV_BOOL && n->op != QOP_MATCH)) {
+			cmp(b, "num", n, true);
+		} else if (n->vtype == QV_BOOL) {
+			put(b, "str = ");
+			p_text(b, n->num ? "true" : "false", n->num ? 4 : 5, 2);
+		} else {
+			put(b, "str = ");
+			p_text(b, n->value, strlen(n->value), 2);
+		}
+		put(b, ")");
+		return;
+	}
+}
+
+/* Free words outside any NOT give the ranking. */
+static void rank_terms(const struct q_node *n, char **acc, size_t *len)
+{
+	if (!n)
+		return;
+	if (n->kind == Q_NOT)
+		return;
+	if (n->kind != Q_TERM) {
+		rank_terms(n->left, acc, len);
+		rank_terms(n->right, acc, len);
+		return;
+	}
+	if (n->f != QF_TEXT && !(n->f == QF_NAME && !n->glob))
+		return;
+	char *q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+	if (!q)
+		return;
+	size_t ql = strlen(q);
+	char *na = realloc(*acc, *len + ql + 5);
+	if (na) {
+		if (*len)
+			memcpy(na + *len, " OR ", 4), *len += 4;
+		memcpy(na + *len, q, ql + 1);
+		*len += ql;
+		*acc = na;
+	}
+	free(q);
+}
+
+static int bind_all(sqlite3_stmt *st, struct sqlbuf *b)
+{
+	for (int i = 0; i < b->np; i++) {
+		struct param *p = &b->p[i];
+		switch (p->kind) {
+		case 0: sqlite3_bind_int64(st, i + 1, p->i); break;
+		case 1: sqlite3_bind_double(st, i + 1, p->d); break;
+		case 2: sqlite3_bind_text(st, i + 1, p->t, (int)p->tlen, SQLITE_STATIC); break;
+		default: sqlite3_bind_blob(st, i + 1, p->t, (int)p->tlen, SQLITE_STATIC); break;
+		}
+	}
+	return 0;
+}
+
+static void sqlbuf_free(struct sqlbuf *b)
+{
+	for (int i = 0; i < b->np; i++)
+		free(b->p[i].t);
+	free(b->s);
+}
+
+static int sq_query(struct idx_backend *be, const struct q_node *q, const struct idx_query_opts *o,
+		    idx_hit_cb cb, void *arg)
+{
+	struct sq *s = SQ(be);
+	struct sqlbuf *b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	char *rank = NULL;
+	size_t rlen = 0;
+	rank_terms(q, &rank, &rlen);
+	put(b, "SELECT d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
+	put(b, rank ? "coalesce(-r.score, 0)" : "0");
+	put(b, " AS score FROM docs d JOIN names n ON n.ino = d.ino");
+	if (rank) {
+		put(b, " LEFT JOIN (SELECT rowid AS ino, bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts WHERE fts MATCH ");
+		p_text(b, rank, rlen, 2);
+		put(b, ") r ON r.ino = d.ino");
+	}
+	put(b, " WHERE ");
+	compile(b, q);
+	if (o && o->under && o->under[0]) {
+		put(b, " AND (");
+		for (int i = 0; o->under[i]; i++) {
+			const char *u = o->under[i];
+			size_t len = strlen(u);
+			while (len > 1 && u[len - 1] == '/')
+				len--;
+			if (i)
+				put(b, " OR ");
+			if (len == 1 && u[0] == '/') {
+				put(b, "1");
+				continue;
+			}
+			char *pre = malloc(len + 2), *end = malloc(len + 2);
+			if (!pre || !end) {
+				free(pre);
+				free(end);
+				b->err = -ENOMEM;
+				break;
+			}
+			memcpy(pre, u, len);
+			pre[len] = '/';
+			size_t elen = prefix_end(pre, len + 1, end);
+			put(b, "n.path = ");
+			p_text(b, u, len, 3);
+			put(b, " OR (n.path >= ");
+			p_text(b, pre, len + 1, 3);
+			put(b, " AND n.path < ");
+			p_text(b, end, elen, 3);
+			put(b, ")");
+			free(pre);
+			free(end);
+		}
+		put(b, ")");
+	}
+	static const char *const order[] = {
+		[IDX_SORT_SCORE] = " ORDER BY score DESC, n.path",
+		[IDX_SORT_NAME] = " ORDER BY n.name, n.path",
+		[IDX_SORT_SIZE] = " ORDER BY d.size DESC, n.path",
+		[IDX_SORT_MTIME] = " ORDER BY d.mtime DESC, n.path",
+		[IDX_SORT_PATH] = " ORDER BY n.path",
+	};
+	enum idx_sort sort = o ? o->sort : IDX_SORT_SCORE;
+	put(b, order[sort]);
+	if (o && o->reverse) {
+		/* flip every key */
+		static const char *const rorder[] = {
+			[IDX_SORT_SCORE] = " ORDER BY score ASC, n.path DESC",
+			[IDX_SORT_NAME] = " ORDER BY n.name DESC, n.path DESC",
+			[IDX_SORT_SIZE] = " ORDER BY d.size ASC, n.path DESC",
+			[IDX_SORT_MTIME] = " ORDER BY d.mtime ASC, n.path DESC",
+			[IDX_SORT_PATH] = " ORDER BY n.path DESC",
+		};
+		b->len -= strlen(order[sort]);
+		b->s[b->len] = '\0';
+		put(b, rorder[sort]);
+	}
+	free(rank);
+	int rc = b->err;
+	sqlite3_stmt *st = NULL;
+	if (!rc) {
+		int src = sqlite3_prepare_v2(s->db, b->s, -1, &st, NULL);
+		if (src != SQLITE_OK)
+			rc = sq_err(s, src, "query");
+	}
+	if (!rc) {
+		bind_all(st, b);
+		int src;
+		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			struct idx_hit h = {
+				.ino = (uint64_t)sqlite3_column_int64(st, 0),
+				.mode = (uint32_t)sqlite3_column_int64(st, 1),
+				.uid = (uint32_t)sqlite3_column_int64(st, 2),
+				.gid = (uint32_t)sqlite3_column_int64(st, 3),
+				.nlink = (uint32_t)sqlite3_column_int64(st, 4),
+				.size = (uint64_t)sqlite3_column_int64(st, 5),
+				.atime = sqlite3_column_int64(st, 6),
+				.mtime = sqlite3_column_int64(st, 7),
+				.ctime = sqlite3_column_int64(st, 8),
+				.parent = (uint64_t)sqlite3_column_int64(st, 9),
+				.path = sqlite3_column_blob(st, 10),
+				.path_len = (size_t)sqlite3_column_bytes(st, 10),
+				.score = sqlite3_column_double(st, 11),
+			};
+			int r = cb(arg, &h);
+			if (r) {
+				rc = r < 0 ? r : 0;
+				src = SQLITE_DONE;
+				break;
+			}
+		}
+		if (!rc && src != SQLITE_DONE)
+			rc = sq_err(s, src, "query");
+	}
+	if (st)
+		sqlite3_finalize(st);
+	sqlbuf_free(b);
+	free(b);
+	return rc;
+}
+
+static int sq_get(struct idx_backend *be, uint64_t ino, struct idx_hit *h)
+{
+	struct sq *s = SQ(be);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT d.mode, d.uid, d.gid, d.nlink, d.size, d.mtime,"
+				    " (SELECT parent FROM names WHERE ino = d.ino LIMIT 1) FROM docs d WHERE d.ino = ?",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "get");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		*h = (struct idx_hit){
+			.ino = ino,
+			.mode = (uint32_t)sqlite3_column_int64(st, 0),
+			.uid = (uint32_t)sqlite3_column_int64(st, 1),
+			.gid = (uint32_t)sqlite3_column_int64(st, 2),
+			.nlink = (uint32_t)sqlite3_column_int64(st, 3),
+			.size = (uint64_t)sqlite3_column_int64(st, 4),
+			.mtime = sqlite3_column_int64(st, 5),
+			.parent = (uint64_t)sqlite3_column_int64(st, 6),
+		};
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = sq_err(s, rc, "get");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_fields_of(struct idx_backend *be, uint64_t ino, idx_field_cb cb, void *arg)
+{
+	struct sq *s = SQ(be);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT key, num, str FROM attrs WHERE ino = ?1"
+				    " UNION ALL SELECT 'tag', NULL, tag FROM tags WHERE ino = ?1",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "fields");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	rc = 0;
+	int src;
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		double num = sqlite3_column_double(st, 1);
+		bool has_num = sqlite3_column_type(st, 1) != SQLITE_NULL;
+		rc = cb(arg, (const char *)sqlite3_column_text(st, 0), has_num ? &num : NULL,
+			(const char *)sqlite3_column_text(st, 2));
+	}
+	sqlite3_finalize(st);
+	return rc < 0 ? rc : 0;
+}
+
+static void sq_close(struct idx_backend *b)
+{
+	struct sq *s = SQ(b);
+	if (!s)
+		return;
+	sqlite3_close_v2(s->db);
+	free(s);
+}
+
+static const struct idx_backend_ops sqlite_ops = {
+	.name = "sqlite",
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.put = sq_put,
+	.del = sq_del,
+	.move_subtree = sq_move_subtree,
+	.paths_of = sq_paths_of,
+	.cursor = sq_cursor,
+	.get_volume = sq_get_volume,
+	.set_volume = sq_set_volume,
+	.has_attr = sq_has_attr,
+	.query = sq_query,
+	.get = sq_get,
+	.count = sq_count,
+	.fields_of = sq_fields_of,
+	.close = sq_close,
+};
+
+int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen)
+{
+	bool create = flags & IDX_OPEN_CREATE, ro = flags & IDX_OPEN_READONLY;
+	if (!create && access(path, F_OK) != 0) {
+		snprintf(err, errlen, "%s: no index", path);
+		return -ENOENT;
+	}
+	struct sq *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &sqlite_ops;
+	s->readonly = ro;
+	int oflags = ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		sq_close(&s->base);
+		return -EIO;
+	}
+	/* a reader waits out the writer's commits rather than failing */
+	sqlite3_busy_timeout(s->db, 10000);
+	int r = 0;
+	if (create) {
+		r = exec(s, schema);
+		if (!r) {
+			char v[16];
+			snprintf(v, sizeof v, "%d", INDEX_FORMAT);
+			r = meta_set(s, "format", v);
+		}
+	} else {
+		char v[16];
+		r = meta_get_text(s, "format", v, sizeof v);
+		if (r || atoi(v) != INDEX_FORMAT) {
+			snprintf(err, errlen, "%s: not a metafs index of format %d", path, INDEX_FORMAT);
+			r = -EIO;
+		} else if (!ro) {
+			/* NORMAL: a crash may lose the last commits, never corrupt;
+			 * the cursor is rolled back with them and they are redone */
+			r = exec(s, "PRAGMA synchronous=NORMAL");
+		}
+		if (!r && !ro) {
+			sqlite3_stmt *st;
+			if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+			    sqlite3_step(st) != SQLITE_ROW ||
+			    strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+				snprintf(err, errlen, "%s: the index is damaged", path);
+				r = -EIO;
+			}
+			sqlite3_finalize(st);
+		}
+	}
+	if (r) {
+		if (!err[0] || create)
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+		sq_close(&s->base);
+		return r == -ENOSPC ? r : -EIO;
+	}
+	*out = &s->base;
+	return 0;
+}

@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "indexer.h"
+#include "common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OPS(t) ((t)->store->ops)
+#define BATCH 2000
+
+struct indexer {
+	struct mfs_volume *v;
+	struct idx_backend *be;
+	char *path;
+	dev_t dev;
+	ino_t file_ino;
+	uint64_t cursor;
+};
+
+void indexer_default_path(const char *volume, char *out, size_t len)
+{
+	snprintf(out, len, "%s/index.sqlite", volume);
+}
+
+void idx_doc_clear(struct idx_doc *d)
+{
+	for (size_t i = 0; i < d->nnames; i++) {
+		free(d->names[i].name);
+		free(d->names[i].path);
+	}
+	for (size_t i = 0; i < d->nxattrs; i++) {
+		free(d->xattrs[i].name);
+		free(d->xattrs[i].value);
+	}
+	free(d->names);
+	free(d->xattrs);
+	memset(d, 0, sizeof *d);
+}
+
+/* ---------------------------------------------------------------- reading state */
+
+/* Directory paths met while building one batch. */
+struct path_cache {
+	uint64_t ino[256];
+	char *path[256];
+	size_t len[256];
+	unsigned n;
+};
+
+static void cache_clear(struct path_cache *c)
+{
+	for (unsigned i = 0; i < c->n && i < 256; i++)
+		free(c->path[i]);
+	c->n = 0;
+}
+
+struct first_name {
+	uint64_t parent;
+	char name[MFS_NAME_MAX + 1];
+	size_t len;
+	bool found;
+};
+
+static int first_name_cb(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	struct first_name *f = arg;
+	f->parent = parent;
+	f->len = len > MFS_NAME_MAX ? MFS_NAME_MAX : len;
+	memcpy(f->name, name, f->len);
+	f->found = true;
+	return 1;
+}
+
+/* The absolute path of a directory ("" for the root), malloc'd. */
+static int dir_path(struct store_txn *t, struct path_cache *c, uint64_t dir, char **out, size_t *out_len)
+{
+	char *path = strdup("");
+	size_t len = 0;
+	uint64_t cur = dir;
+	if (!path)
+		return -ENOMEM;
+	for (int depth = 0; cur != MFS_ROOT_INO; depth++) {
+		if (depth > 4096) {
+			free(path);
+			return -ELOOP;
+		}
+		for (unsigned i = 0; i < c->n && i < 256; i++) {
+			if (c->ino[i] == cur) {
+				char *np = malloc(c->len[i] + len + 1);
+				if (!np) {
+					free(path);
+					return -ENOMEM;
+				}
+				memcpy(np, c->path[i], c->len[i]);
+				memcpy(np + c->len[i], path, len + 1);
+				free(path);
+				path = np;
+				len += c->len[i];
+				cur = MFS_ROOT_INO;
+				break;
+			}
+		}
+		if (cur == MFS_ROOT_INO)
+			break;
+		struct first_name f = { 0 };
+		int rc = OPS(t)->names_of(t, cur, first_name_cb, &f);
+		if (rc || !f.found) {
+			free(path);
+			return rc ? rc : -ENOENT; /* removed meanwhile */
+		}
+		char *np = malloc(f.len + 1 + len + 1);
+		if (!np) {
+			free(path);
+			return -ENOMEM;
+		}
+		np[0] = '/';
+		memcpy(np + 1, f.name, f.len);
+		memcpy(np + 1 + f.len, path, len + 1);
+		free(path);
+		path = np;
+		len += 1 + f.len;
+		cur = f.parent;
+	}
+	if (c->n < 256 && dir != MFS_ROOT_INO) {
+		c->ino[c->n] = dir;
+		c->path[c->n] = strndup(path, len);
+		c->len[c->n] = len;
+		if (c->path[c->n])
+			c->n++;
+	}
+	*out = path;
+	*out_len = len;
+	return 0;
+}
+
+struct doc_build {
+	struct store_txn *t;
+	struct path_cache *cache;
+	struct idx_doc *d;
+	int rc;
+};
+
+static int add_name(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	struct doc_build *b = arg;
+	struct idx_doc *d = b->d;
+	size_t cap = d->nnames;
+	if (mfs_array_reserve(&d->names, &cap, d->nnames, sizeof *d->names))
+		return -ENOMEM;
+	char *dp;
+	size_t dlen;
+	int rc = dir_path(b->t, b->cache, parent, &dp, &dlen);
+	if (rc == -ENOENT)
+		return 0; /* its directory is going away in the same changes */
+	if (rc)
+		return rc;
+	struct idx_name *n = &d->names[d->nnames];
+	n->parent = parent;
+	n->name = malloc(len + 1);
+	n->path = malloc(dlen + 1 + len + 1);
+	if (!n->name || !n->path) {
+		free(n->name);
+		free(n->path);
+		free(dp);
+		return -ENOMEM;
+	}
+	memcpy(n->name, name, len);
+	n->name[len] = '\0';
+	n->name_len = len;
+	memcpy(n->path, dp, dlen);
+	n->path[dlen] = '/';
+	memcpy(n->path + dlen + 1, name, len);
+	n->path_len = dlen + 1 + len;
+	n->path[n->path_len] = '\0';
+	free(dp);
+	d->nnames++;
+	return 0;
+}
+
+struct xattr_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int add_xattr_name(void *arg, const char *name, size_t len)
+{
+	struct xattr_names *l = arg;
+	if (len < 5 || strncmp(name, "user.", 5) != 0)
+		return 0; /* only user.* is searchable */
+	if (mfs_array_reserve(&l->v, &l->cap, l->n, sizeof *l->v))
+		return -ENOMEM;
+	l->v[l->n] = strndup(name, len);
+	return l->v[l->n++] ? 0 : -ENOMEM;
+}
+
+/* Loads an inode's current state; -ENOENT when it is gone or has no name. */
+static int load_doc(struct store_txn *t, struct path_cache *c, uint64_t ino, struct idx_doc *d)
+{
+	memset(d, 0, sizeof *d);
+	int rc = OPS(t)->inode_get(t, ino, &d->in, false);
+	if (rc)
+		return rc;
+	if (d->in.nlink == 0)
+		return -ENOENT;
+	struct doc_build b = { t, c, d, 0 };
+	if (ino != MFS_ROOT_INO && (rc = OPS(t)->names_of(t, ino, add_name, &b)))
+		return rc;
+	struct xattr_names l = { 0 };
+	rc = OPS(t)->xattr_list(t, ino, add_xattr_name, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		void *val = NULL;
+		size_t len = 0;
+		int xr = rc ? rc : OPS(t)->xattr_get(t, ino, l.v[i], &val, &len);
+		if (xr == 0) {
+			size_t cap = d->nxattrs;
+			if (mfs_array_reserve(&d->xattrs, &cap, d->nxattrs, sizeof *d->xattrs)) {
+				free(val);
+				xr = -ENOMEM;
+			} else {
+				d->xattrs[d->nxattrs++] = (struct idx_xattr){ l.v[i], val, len };
+				l.v[i] = NULL;
+			}
+		}
+		if (xr && xr != -ENOENT && !rc)
+			rc = xr;
+		free(l.v[i]);
+	}
+	free(l.v);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- applying */
+
+struct pending {
+	uint64_t ino;
+	uint64_t version;
+	bool dir_moved; /* a directory rename: its subtree's paths change */
+};
+
+struct batch {
+	struct pending *v;
+	size_t n, cap;
+	uint64_t last_seq;
+	size_t records;
+	size_t max;
+};
+
+static int want(struct batch *b, uint64_t ino, uint64_t version, bool moved)
+{
+	if (!ino)
+		return 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].ino == ino) {
+			b->v[i].dir_moved |= moved;
+			if (version > b->v[i].version)
+				b->v[i].version = version;
+			return 0;
+		}
+	if (mfs_array_reserve(&b->v, &b->cap, b->n, sizeof *b->v))
+		return -ENOMEM;
+	b->v[b->n++] = (struct pending){ ino, version, moved };
+	return 0;
+}
+
+static int collect(void *arg, const struct cl_rec *r)
+{
+	struct batch *b = arg;
+	int rc = want(b, r->ino, r->version, r->op == CL_RENAME && (r->mode & S_IFMT) == S_IFDIR);
+	if (!rc && r->replaced)
+		rc = want(b, r->replaced, 0, false);
+	/* the directories whose entries changed have new times and counts */
+	if (!rc && r->parent)
+		rc = want(b, r->parent, 0, false);
+	if (!rc && r->new_parent)
+		rc = want(b, r->new_parent, 0, false);
+	b->last_seq = r->seq;
+	b->records++;
+	return rc ? rc : b->records >= b->max ? 1 : 0;
+}
+
+struct old_path {
+	char *path;
+	size_t len;
+};
+
+static int old_path_cb(void *arg, uint64_t parent, const char *path, size_t len)
+{
+	struct old_path *o = arg;
+	o->path = malloc(len + 2);
+	if (!o->path)
+		return -ENOMEM;
+	memcpy(o->path, path, len);
+	o->path[len] = '/';
+	o->path[len + 1] = '\0';
+	o->len = len + 1;
+	return 1;
+}
+
+static int apply_one(struct indexer *ix, struct store_txn *t, struct path_cache *c, const struct pending *p)
+{
+	struct idx_backend *be = ix->be;
+	struct old_path old = { 0 };
+	int rc = 0;
+	if (p->dir_moved && (rc = be->ops->paths_of(be, p->ino, old_path_cb, &old)))
+		return rc;
+	struct idx_doc d;
+	rc = load_doc(t, c, p->ino, &d);
+	if (rc == -ENOENT) {
+		rc = be->ops->del(be, p->ino, p->version ? p->version : UINT64_MAX - 1);
+	} else if (!rc) {
+		rc = be->ops->put(be, &d);
+		if (!rc && old.path && d.nnames == 1) {
+			char *np = malloc(d.names[0].path_len + 2);
+			if (!np)
+				rc = -ENOMEM;
+			else {
+				memcpy(np, d.names[0].path, d.names[0].path_len);
+				np[d.names[0].path_len] = '/';
+				size_t nl = d.names[0].path_len + 1;
+				if (nl != old.len || memcmp(np, old.path, nl))
+					rc = be->ops->move_subtree(be, old.path, old.len, np, nl);
+				free(np);
+			}
+		}
+	}
+	idx_doc_clear(&d);
+	free(old.path);
+	return rc;
+}
+
+int indexer_step(struct indexer *ix, size_t max, size_t *applied)
+{
+	struct store *s = ix->v->store;
+	*applied = 0;
+	if (ix->v->readonly) {
+		int rc = s->ops->catch_up(s);
+		if (rc)
+			return rc;
+	}
+	struct batch b = { .max = max ? max : BATCH };
+	int rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
+	if (rc || b.records == 0) {
+		free(b.v);
+		return rc;
+	}
+	struct store_txn *t;
+	if ((rc = s->ops->begin(s, &t))) {
+		free(b.v);
+		return rc;
+	}
+	struct path_cache cache = { .n = 0 };
+	rc = ix->be->ops->begin(ix->be);
+	/* directories first, so that the moves of subtrees are done before
+	 * the documents inside them are rewritten */
+	for (int pass = 0; pass < 2 && !rc; pass++)
+		for (size_t i = 0; i < b.n && !rc; i++)
+			if ((pass == 0) == b.v[i].dir_moved)
+				rc = apply_one(ix, t, &cache, &b.v[i]);
+	cache_clear(&cache);
+	s->ops->abort(t);
+	if (!rc)
+		rc = ix->be->ops->commit(ix->be, b.last_seq);
+	else
+		ix->be->ops->rollback(ix->be);
+	if (!rc) {
+		ix->cursor = b.last_seq;
+		*applied = b.records;
+	}
+	free(b.v);
+	return rc;
+}
+
+uint64_t indexer_cursor(struct indexer *ix)
+{
+	return ix->cursor;
+}
+
+/* ---------------------------------------------------------------- building */
+
+static void uuid_text(const struct superblock *sb, char *out, size_t len)
+{
+	const unsigned char *u = sb->uuid;
+	snprintf(out, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int collect_ino_scan(void *arg, uint64_t ino, const struct inode_rec *in)
+{
+	if (!in || in->nlink == 0)
+		return 0;
+	return u64_vec_push(arg, ino);
+}
+
+int indexer_rebuild(struct mfs_volume *v, const char *path,
+		    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg)
+{
+	struct store *s = v->store;
+	char tmp[4096], err[512] = "";
+	snprintf(tmp, sizeof tmp, "%s.new", path);
+	unlink(tmp);
+	char wal[4200];
+	snprintf(wal, sizeof wal, "%s-wal", tmp);
+	unlink(wal);
+	snprintf(wal, sizeof wal, "%s-shm", tmp);
+	unlink(wal);
+	if (v->readonly && s->ops->catch_up(s))
+		return -EIO;
+	/* changes after this point are applied again by the indexer: harmless,
+	 * a document is only ever replaced by its current state */
+	uint64_t first, last;
+	int rc = s->ops->changelog_bounds(s, &first, &last);
+	if (rc)
+		return rc;
+	struct u64_vec inos = { 0 };
+	if ((rc = s->ops->inode_scan(s, collect_ino_scan, &inos)))
+		return rc;
+	struct idx_backend *be;
+	if ((rc = idx_sqlite_open(tmp, IDX_OPEN_CREATE, &be, err, sizeof err))) {
+		log_error("cannot create the index %s: %s", tmp, err);
+		free(inos.v);
+		return rc;
+	}
+	char uuid[40];
+	uuid_text(&v->sb, uuid, sizeof uuid);
+	rc = be->ops->begin(be);
+	if (!rc)
+		rc = be->ops->set_volume(be, uuid);
+	struct path_cache cache = { .n = 0 };
+	struct store_txn *t = NULL;
+	for (size_t i = 0; i < inos.n && !rc; i++) {
+		if (!t && (rc = s->ops->begin(s, &t)))
+			break;
+		struct idx_doc d;
+		int lr = load_doc(t, &cache, inos.v[i], &d);
+		if (lr == 0)
+			rc = be->ops->put(be, &d);
+		else if (lr != -ENOENT)
+			rc = lr;
+		idx_doc_clear(&d);
+		if (!rc && (i + 1) % BATCH == 0) {
+			/* bounded transactions on both sides */
+			s->ops->abort(t);
+			t = NULL;
+			cache_clear(&cache);
+			rc = be->ops->commit(be, last);
+			if (!rc)
+				rc = be->ops->begin(be);
+			if (progress)
+				progress(arg, i + 1, inos.n);
+		}
+	}
+	if (t)
+		s->ops->abort(t);
+	cache_clear(&cache);
+	if (!rc)
+		rc = be->ops->commit(be, last);
+	else
+		be->ops->rollback(be);
+	be->ops->close(be);
+	if (progress && !rc)
+		progress(arg, inos.n, inos.n);
+	free(inos.v);
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+static int open_existing(struct indexer *ix, char *err, size_t errlen)
+{
+	int rc = idx_sqlite_open(ix->path, 0, &ix->be, err, errlen);
+	if (rc)
+		return rc;
+	char uuid[40], have[64] = "";
+	uuid_text(&ix->v->sb, uuid, sizeof uuid);
+	if (ix->be->ops->get_volume(ix->be, have, sizeof have) || strcmp(have, uuid) != 0) {
+		snprintf(err, errlen, "%s was built for another volume", ix->path);
+		ix->be->ops->close(ix->be);
+		ix->be = NULL;
+		return -EIO;
+	}
+	if ((rc = ix->be->ops->cursor(ix->be, &ix->cursor)) || (rc = file_id(ix->path, &ix->dev, &ix->file_ino))) {
+		ix->be->ops->close(ix->be);
+		ix->be = NULL;
+	}
+	return rc;
+}
+
+static int open_or_rebuild(struct indexer *ix, void (*progress)(void *, uint64_t, uint64_t), void *arg)
+{
+	char err[512] = "";
+	int rc = open_existing(ix, err, sizeof err);
+	if (rc == 0)
+		return 0;
+	if (rc != -ENOENT)
+		log_warn("index %s is unusable (%s); rebuilding it from the metadata", ix->path, err);
+	else
+		log_info("building the index %s from the metadata", ix->path);
+	if (rc != -ENOENT) {
+		char bad[4200];
+		snprintf(bad, sizeof bad, "%s.damaged", ix->path);
+		rename(ix->path, bad);
+	}
+	rc = indexer_rebuild(ix->v, ix->path, progress, arg);
+	if (rc)
+		return rc;
+	return open_existing(ix, err, sizeof err);
+}
+
+int indexer_open(struct mfs_volume *v, const char *path, struct indexer **out,
+		 void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg)
+{
+	struct indexer *ix = calloc(1, sizeof *ix);
+	if (!ix)
+		return -ENOMEM;
+	ix->v = v;
+	ix->path = strdup(path);
+	int rc = ix->path ? open_or_rebuild(ix, progress, arg) : -ENOMEM;
+	if (rc) {
+		free(ix->path);
+		free(ix);
+		return rc;
+	}
+	*out = ix;
+	return 0;
+}
+
+int indexer_check_file(struct indexer *ix)
+{
+	dev_t dev;
+	ino_t ino;
+	if (file_id(ix->path, &dev, &ino) == 0 && dev == ix->dev && ino == ix->file_ino)
+		return 0;
+	log_warn("index %s was removed or replaced; opening it again", ix->path);
+	ix->be->ops->close(ix->be);
+	ix->be = NULL;
+	return open_or_rebuild(ix, NULL, NULL);
+}
+
+void indexer_close(struct indexer *ix)
+{
+	if (!ix)
+		return;
+	if (ix->be)
+		ix->be->ops->close(ix->be);
+	free(ix->path);
+	free(ix);
+}
+
+/* ---------------------------------------------------------------- daemon thread */
+
+struct indexer_thread {
+	pthread_t th;
+	struct mfs_volume *v;
+	char *path;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static void *indexer_main(void *arg)
+{
+	struct indexer_thread *it = arg;
+	struct indexer *ix = NULL;
+	int64_t last_check = 0;
+	unsigned idle_ms = 0;
+	for (;;) {
+		pthread_mutex_lock(&it->lock);
+		bool stop = it->stop;
+		pthread_mutex_unlock(&it->lock);
+		if (!ix) {
+			int rc = indexer_open(it->v, it->path, &ix, NULL, NULL);
+			if (rc) {
+				log_error("the indexer cannot open %s: %s; retrying", it->path, strerror(-rc));
+				ix = NULL;
+				if (stop)
+					break;
+				idle_ms = 2000;
+				goto wait;
+			}
+		}
+		size_t applied = 0;
+		int rc = indexer_step(ix, BATCH, &applied);
+		if (rc) {
+			log_error("the indexer stopped at record %llu: %s; retrying",
+				  (unsigned long long)indexer_cursor(ix), strerror(-rc));
+			indexer_close(ix);
+			ix = NULL;
+			idle_ms = 1000;
+			if (stop)
+				break;
+			goto wait;
+		}
+		if (applied)
+			continue; /* more may be waiting */
+		if (stop)
+			break;
+		int64_t now = mfs_now_ns();
+		if (now - last_check > 1000000000LL) {
+			last_check = now;
+			if (indexer_check_file(ix)) {
+				indexer_close(ix);
+				ix = NULL;
+			}
+		}
+		/* idle: look again soon, so a change is findable well within
+		 * a second */
+		idle_ms = 20;
+wait:
+		pthread_mutex_lock(&it->lock);
+		if (!it->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)idle_ms * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&it->cond, &it->lock, &ts);
+		}
+		pthread_mutex_unlock(&it->lock);
+	}
+	indexer_close(ix);
+	return NULL;
+}
+
+int indexer_thread_start(struct mfs_volume *v, const char *path, struct indexer_thread **out)
+{
+	struct indexer_thread *it = calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	it->v = v;
+	it->path = strdup(path);
+	pthread_mutex_init(&it->lock, NULL);
+	pthread_cond_init(&it->cond, NULL);
+	if (!it->path || pthread_create(&it->th, NULL, indexer_main, it) != 0) {
+		free(it->path);
+		free(it);
+		return -ENOMEM;
+	}
+	*out = it;
+	return 0;
+}
+
+void indexer_thread_stop(struct indexer_thread *it)
+{
+	if (!it)
+		return;
+	pthread_mutex_lock(&it->lock);
+	it->stop = true;
+	pthread_cond_signal(&it->cond);
+	pthread_mutex_unlock(&it->lock);
+	pthread_join(it->th, NULL);
+	pthread_mutex_destroy(&it->lock);
+	pthread_cond_destroy(&it->cond);
+	free(it->path);
+	free(it);
+}

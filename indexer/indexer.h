@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * indexer: follows a volume's changelog and keeps a search index of every
+ * inode, through a backend interface (SQLite FTS5 embedded; others plug in
+ * behind the same operations).
+ *
+ * The changelog says which inodes changed; the metadata store says what
+ * they are now. Each document is written with the inode's version and a
+ * backend keeps the newest, so replaying records, or seeing them out of
+ * order, changes nothing. The cursor (last record applied) is committed
+ * with the documents it covers.
+ */
+#ifndef METAFS_INDEXER_H
+#define METAFS_INDEXER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metadata.h"
+#include "query.h"
+
+/* ---------------------------------------------------------------- documents */
+
+struct idx_name {
+	uint64_t parent;
+	char *name, *path; /* bytes as stored; path is absolute */
+	size_t name_len, path_len;
+};
+
+struct idx_xattr {
+	char *name;
+	void *value;
+	size_t len;
+};
+
+struct idx_doc {
+	struct inode_rec in; /* ino, version, mode, sizes, owners, times */
+	struct idx_name *names;
+	size_t nnames;
+	struct idx_xattr *xattrs;
+	size_t nxattrs;
+};
+
+void idx_doc_clear(struct idx_doc *d);
+
+/* One result: a document under one of its names. */
+struct idx_hit {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	int64_t atime, mtime, ctime; /* ns */
+	uint64_t parent;
+	const char *path;
+	size_t path_len;
+	double score; /* higher is better */
+};
+
+enum idx_sort { IDX_SORT_SCORE, IDX_SORT_NAME, IDX_SORT_SIZE, IDX_SORT_MTIME, IDX_SORT_PATH };
+
+struct idx_query_opts {
+	enum idx_sort sort;
+	bool reverse;
+	const char *const *under; /* restrict to these subtrees (absolute paths); NULL-terminated */
+};
+
+typedef int (*idx_hit_cb)(void *arg, const struct idx_hit *h);
+/* an indexed field of a document: key is an xattr field ("annotations.bicycles") or "tag" */
+typedef int (*idx_field_cb)(void *arg, const char *key, const double *num, const char *str);
+
+/* ---------------------------------------------------------------- backends */
+
+struct idx_backend;
+
+struct idx_backend_ops {
+	const char *name;
+	int (*begin)(struct idx_backend *b);
+	/* commits the batch and the cursor together */
+	int (*commit)(struct idx_backend *b, uint64_t cursor);
+	void (*rollback)(struct idx_backend *b);
+	/* stores the document unless the stored one has a higher version */
+	int (*put)(struct idx_backend *b, const struct idx_doc *d);
+	int (*del)(struct idx_backend *b, uint64_t ino, uint64_t version);
+	/* rewrites the paths of everything below old_prefix (which ends in '/') */
+	int (*move_subtree)(struct idx_backend *b, const char *old_prefix, size_t old_len,
+			    const char *new_prefix, size_t new_len);
+	/* the indexed paths of one inode */
+	int (*paths_of)(struct idx_backend *b, uint64_t ino, name_cb cb, void *arg);
+	int (*cursor)(struct idx_backend *b, uint64_t *seq);
+	/* volume identity the index was built for */
+	int (*get_volume)(struct idx_backend *b, char *uuid, size_t len);
+	int (*set_volume)(struct idx_backend *b, const char *uuid);
+	bool (*has_attr)(struct idx_backend *b, const char *name);
+	/* calls cb for every hit in order; cb returns 1 to stop */
+	int (*query)(struct idx_backend *b, const struct q_node *q, const struct idx_query_opts *o,
+		     idx_hit_cb cb, void *arg);
+	/* one document's attributes (for permission checks on ancestors) */
+	int (*get)(struct idx_backend *b, uint64_t ino, struct idx_hit *out);
+	/* the xattr fields and tags indexed for one document */
+	int (*fields_of)(struct idx_backend *b, uint64_t ino, idx_field_cb cb, void *arg);
+	/* how many documents */
+	int (*count)(struct idx_backend *b, uint64_t *n);
+	void (*close)(struct idx_backend *b);
+};
+
+struct idx_backend {
+	const struct idx_backend_ops *ops;
+};
+
+#define IDX_OPEN_READONLY 0x1
+#define IDX_OPEN_CREATE 0x2 /* start an empty index (the file must not exist) */
+
+/* -ENOENT: no index there; -EIO: present but unusable (corrupt, another format) */
+int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- indexer */
+
+struct indexer;
+
+/* The index of an embedded volume lives beside its store. */
+void indexer_default_path(const char *volume, char *out, size_t len);
+
+/*
+ * Opens the index at path for volume v, creating it (and building it from
+ * the metadata) when it is missing, belongs to another volume, or is
+ * corrupt. progress may be NULL.
+ */
+int indexer_open(struct mfs_volume *v, const char *path, struct indexer **out,
+		 void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg);
+/* Applies up to max records past the cursor; *applied says how many. */
+int indexer_step(struct indexer *ix, size_t max, size_t *applied);
+/* Reopens the index if its file was deleted or replaced. */
+int indexer_check_file(struct indexer *ix);
+uint64_t indexer_cursor(struct indexer *ix);
+void indexer_close(struct indexer *ix);
+
+/* Builds a fresh index of volume v at path (replacing it atomically). */
+int indexer_rebuild(struct mfs_volume *v, const char *path,
+		    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg);
+
+/* Runs an indexer thread inside the mount daemon. */
+struct indexer_thread;
+int indexer_thread_start(struct mfs_volume *v, const char *path, struct indexer_thread **out);
+void indexer_thread_stop(struct indexer_thread *t);
+
+#endif

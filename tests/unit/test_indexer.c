@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The indexer over a real volume, no FUSE: what is indexed, renames and
+ * deletes of subtrees, hard links, bad input, restarts and rebuilds. */
+#include "harness.h"
+#include "indexer.h"
+#include "common.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct mfs_ctx C = { 0, 0, 1 };
+
+static uint64_t mkfile(struct mfs_volume *v, uint64_t parent, const char *name)
+{
+	struct inode_rec in;
+	return ns_mknod(v, &C, parent, name, S_IFREG | 0644, 0, &in) ? 0 : in.ino;
+}
+
+static uint64_t mkdir_(struct mfs_volume *v, uint64_t parent, const char *name)
+{
+	struct inode_rec in;
+	return ns_mkdir(v, &C, parent, name, 0755, &in) ? 0 : in.ino;
+}
+
+static void xset(struct mfs_volume *v, uint64_t ino, const char *name, const char *value)
+{
+	ns_setxattr(v, &C, ino, name, value, strlen(value), 0);
+}
+
+static void catch_up(struct indexer *ix)
+{
+	size_t n;
+	do {
+		if (indexer_step(ix, 0, &n))
+			break;
+	} while (n);
+}
+
+struct results {
+	char paths[64][256];
+	int n;
+};
+
+static int collect(void *arg, const struct idx_hit *h)
+{
+	struct results *r = arg;
+	if (r->n < 64)
+		snprintf(r->paths[r->n], 256, "%.*s", (int)h->path_len, h->path);
+	r->n++;
+	return 0;
+}
+
+static bool has_attr(void *arg, const char *name)
+{
+	struct idx_backend *be = arg;
+	return be->ops->has_attr(be, name);
+}
+
+/* Runs a query on a fresh read-only connection, as `metafs find` does. */
+static int query(const char *ipath, const char *text, struct results *r)
+{
+	struct idx_backend *be;
+	char err[256];
+	memset(r, 0, sizeof *r);
+	if (idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err))
+		return -1;
+	struct q_node *q = NULL;
+	int pos;
+	int rc = q_parse(text, &q, err, sizeof err, &pos);
+	if (!rc)
+		rc = q_resolve(q, mfs_now_ns(), has_attr, be, err, sizeof err, &pos);
+	struct idx_query_opts o = { .sort = IDX_SORT_PATH };
+	if (!rc)
+		rc = be->ops->query(be, q, &o, collect, r);
+	q_free(q);
+	be->ops->close(be);
+	return rc;
+}
+
+static bool found(struct results *r, const char *path)
+{
+	for (int i = 0; i < r->n && i < 64; i++)
+		if (!strcmp(r->paths[i], path))
+			return true;
+	return false;
+}
+
+int main(void)
+{
+	char dir[64], ipath[128];
+	struct mfs_volume *v = t_volume(dir, sizeof dir, MFS_DEFAULT_INLINE_THRESHOLD, 0);
+	indexer_default_path(dir, ipath, sizeof ipath);
+	struct indexer *ix;
+	CHECK_RC(indexer_open(v, ipath, &ix, NULL, NULL), 0, "a missing index is built");
+
+	uint64_t photos = mkdir_(v, MFS_ROOT_INO, "photos");
+	uint64_t y = mkdir_(v, photos, "2024");
+	uint64_t beach = mkfile(v, y, "beach.jpg");
+	uint64_t city = mkfile(v, y, "city.jpg");
+	uint64_t docs = mkdir_(v, MFS_ROOT_INO, "docs");
+	uint64_t rep = mkfile(v, docs, "quarterly-report.txt");
+	xset(v, beach, "user.xdg.tags", "beach, summer");
+	xset(v, city, "user.annotations", "{\"bicycles\":4,\"people\":[\"ann\",\"bo\"],\"meta\":{\"ok\":true}}");
+	xset(v, rep, "user.project", "apollo moonshot");
+	xset(v, rep, "user.tag.urgent", "");
+	xset(v, beach, "user.broken", "{\"not json");
+	unsigned char bin[] = { 0xff, 0x00, 0xfe, 0x01 };
+	ns_setxattr(v, &C, beach, "user.bin", bin, sizeof bin, 0);
+	struct inode_rec in;
+	CHECK_RC(ns_link(v, &C, rep, photos, "report-link.txt", &in), 0, "hard link");
+	char badname[] = { 'b', 'a', 'd', (char)0xff, '.', 't', 'x', 't', 0 };
+	uint64_t bad = mkfile(v, docs, badname);
+	catch_up(ix);
+	CHECK(indexer_cursor(ix) > 0, "the cursor follows the changelog (%llu)", (unsigned long long)indexer_cursor(ix));
+
+	struct results r;
+	CHECK_RC(query(ipath, "tag:beach", &r), 0, "tag query");
+	CHECK(r.n == 1 && found(&r, "/photos/2024/beach.jpg"), "user.xdg.tags entries are tags (%d)", r.n);
+	query(ipath, "tag:summer", &r);
+	CHECK(r.n == 1, "tags are trimmed");
+	query(ipath, "tag:urgent", &r);
+	CHECK(r.n == 2 && found(&r, "/docs/quarterly-report.txt") && found(&r, "/photos/report-link.txt"),
+	      "user.tag.* names are tags, and a hard link is found under each name (%d)", r.n);
+	query(ipath, "annotations.bicycles:>3", &r);
+	CHECK(r.n == 1 && found(&r, "/photos/2024/city.jpg"), "JSON numbers support ranges");
+	query(ipath, "annotations.bicycles:5..9", &r);
+	CHECK(r.n == 0, "and ranges exclude");
+	query(ipath, "annotations.people:bo", &r);
+	CHECK(r.n == 1, "arrays of strings");
+	query(ipath, "annotations.meta.ok:true", &r);
+	CHECK(r.n == 1, "nested objects as dotted names, booleans");
+	query(ipath, "moonshot", &r);
+	CHECK(r.n == 2, "free words match xattr text");
+	query(ipath, "quarterly", &r);
+	CHECK(r.n == 2 && found(&r, "/docs/quarterly-report.txt"), "free words match names (%d)", r.n);
+	query(ipath, "broken:\"{\\\"not json\"", &r);
+	CHECK(r.n == 1, "invalid JSON is indexed as text (%d)", r.n);
+	query(ipath, "type:d", &r);
+	CHECK(r.n == 3, "type:d (%d)", r.n);
+	query(ipath, "path:/photos -type:d", &r);
+	CHECK(r.n == 3, "path: is a subtree (%d)", r.n);
+	query(ipath, "name:*.txt", &r);
+	CHECK(r.n == 3, "globs on names, including a name that is not UTF-8 (%d)", r.n);
+	CHECK(query(ipath, "nosuchfield:1", &r) != 0, "an unknown field is an error");
+
+	/* a directory rename rewrites the paths under it */
+	struct ns_unlinked g;
+	CHECK_RC(ns_rename(v, &C, MFS_ROOT_INO, "photos", docs, "pictures", 0, &g), 0, "rename a directory");
+	catch_up(ix);
+	query(ipath, "tag:beach", &r);
+	CHECK(r.n == 1 && found(&r, "/docs/pictures/2024/beach.jpg"), "descendants carry the new path (%s)",
+	      r.n ? r.paths[0] : "none");
+	query(ipath, "path:/photos", &r);
+	CHECK(r.n == 0, "nothing is left under the old path");
+	query(ipath, "path:/docs/pictures/2024", &r);
+	CHECK(r.n == 3, "the subtree is under the new path (%d)", r.n);
+
+	/* a recursive delete leaves nothing */
+	ns_unlink(v, &C, y, "beach.jpg", &g);
+	ns_reclaim(v, beach);
+	ns_unlink(v, &C, y, "city.jpg", &g);
+	ns_rmdir(v, &C, photos, "2024", &g);
+	catch_up(ix);
+	query(ipath, "path:/docs/pictures/2024", &r);
+	CHECK(r.n == 0, "a deleted subtree leaves nothing in the index");
+	query(ipath, "tag:beach", &r);
+	CHECK(r.n == 0, "nor its tags");
+	ns_unlink(v, &C, photos, "report-link.txt", &g);
+	catch_up(ix);
+	query(ipath, "tag:urgent", &r);
+	CHECK(r.n == 1, "removing one hard link keeps the other name");
+
+	/* restart: the cursor is durable, nothing is lost or applied twice */
+	uint64_t cur = indexer_cursor(ix);
+	indexer_close(ix);
+	uint64_t late = mkfile(v, docs, "late-arrival.txt");
+	CHECK_RC(indexer_open(v, ipath, &ix, NULL, NULL), 0, "reopen");
+	CHECK(indexer_cursor(ix) == cur, "the cursor survives a restart");
+	catch_up(ix);
+	query(ipath, "late", &r);
+	CHECK(r.n == 1, "changes made while the indexer was down are applied");
+
+	/* a deleted index is rebuilt from the metadata */
+	indexer_close(ix);
+	unlink(ipath);
+	CHECK_RC(indexer_open(v, ipath, &ix, NULL, NULL), 0, "a deleted index is rebuilt");
+	query(ipath, "late OR quarterly", &r);
+	CHECK(r.n == 2, "with the same documents (%d)", r.n);
+	/* a corrupt one too */
+	indexer_close(ix);
+	FILE *f = fopen(ipath, "r+");
+	fseek(f, 100, SEEK_SET);
+	fputs("garbage garbage garbage garbage", f);
+	fclose(f);
+	CHECK_RC(indexer_open(v, ipath, &ix, NULL, NULL), 0, "a corrupt index is set aside and rebuilt");
+	query(ipath, "tag:urgent", &r);
+	CHECK(r.n == 1, "and answers again");
+	(void)late;
+	(void)bad;
+	(void)city;
+	indexer_close(ix);
+	mfs_close(v);
+	t_rmrf(dir);
+	return t_done();
+}
