@@ -1091,6 +1091,62 @@ static const struct idx_backend_ops sqlite_ops = {
 	.close = sq_close,
 };
 
+long idx_sqlite_compare(const char *have, const char *want,
+			void (*cb)(void *arg, const char *what, uint64_t ino, const char *detail), void *arg)
+{
+	sqlite3 *db;
+	if (sqlite3_open_v2(have, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	sqlite3_stmt *st;
+	char *sql = sqlite3_mprintf("ATTACH %Q AS want", want);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	/* the version is left out: a document rebuilt from the same state
+	 * may carry a newer one than the change that last touched it */
+	static const struct {
+		const char *what, *cols, *table;
+	} parts[] = {
+		{ "document", "ino, mode, uid, gid, nlink, size, mtime, ctime", "docs" },
+		{ "name", "ino, parent, quote(name), quote(path)", "names" },
+		{ "field", "ino, key, num, str", "attrs" },
+		{ "tag", "ino, tag", "tags" },
+	};
+	long diffs = 0;
+	for (size_t i = 0; i < MFS_ARRAY_LEN(parts); i++) {
+		for (int dir = 0; dir < 2; dir++) {
+			const char *a = dir ? "want" : "main", *b = dir ? "main" : "want";
+			sql = sqlite3_mprintf("SELECT %s FROM %s.%s EXCEPT SELECT %s FROM %s.%s", parts[i].cols, a,
+					      parts[i].table, parts[i].cols, b, parts[i].table);
+			rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+			sqlite3_free(sql);
+			if (rc != SQLITE_OK) {
+				sqlite3_close(db);
+				return -EIO;
+			}
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				char detail[1024];
+				int n = snprintf(detail, sizeof detail, "%s %s:", dir ? "missing" : "stale", parts[i].what);
+				for (int c = 1; c < sqlite3_column_count(st) && n < (int)sizeof detail - 1; c++) {
+					const unsigned char *v = sqlite3_column_text(st, c);
+					n += snprintf(detail + n, sizeof detail - (size_t)n, " %s", v ? (const char *)v : "null");
+				}
+				cb(arg, parts[i].what, (uint64_t)sqlite3_column_int64(st, 0), detail);
+				diffs++;
+			}
+			sqlite3_finalize(st);
+		}
+	}
+	sqlite3_close(db);
+	return diffs;
+}
+
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen)
 {
 	bool create = flags & IDX_OPEN_CREATE, ro = flags & IDX_OPEN_READONLY;

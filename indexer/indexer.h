@@ -113,6 +113,12 @@ struct idx_backend {
 /* -ENOENT: no index there; -EIO: present but unusable (corrupt, another format) */
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen);
 
+/* Reports every difference between two SQLite indexes (what `have` holds
+ * that `want` does not, and the reverse), one line each; returns the count
+ * or a negative errno. */
+long idx_sqlite_compare(const char *have, const char *want,
+			void (*cb)(void *arg, const char *what, uint64_t ino, const char *detail), void *arg);
+
 /* ---------------------------------------------------------------- indexer */
 
 struct indexer;

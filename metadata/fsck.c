@@ -158,9 +158,12 @@ static int fix_inode(struct store_txn *t, void *arg)
 	in.version++;
 	if ((rc = OPS(t)->inode_put(t, &in)))
 		return rc;
-	if (in.nlink == 0)
-		return OPS(t)->orphan_put(t, in.ino);
-	return 0;
+	if (in.nlink == 0 && (rc = OPS(t)->orphan_put(t, in.ino)))
+		return rc;
+	/* no change without its record: the index learns of the repair */
+	struct cl_rec cl = fsck_rec(CL_SETATTR, &in);
+	cl.fields = MFS_SET_CTIME;
+	return OPS(t)->changelog_append(t, &cl);
 }
 
 static int fix_del_inode(struct store_txn *t, void *arg)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tools.h"
+#include "indexer.h"
 #include "metadata.h"
 #include "common.h"
 
@@ -59,16 +60,67 @@ static void on_progress(void *arg, const char *phase, uint64_t done, uint64_t to
 	u->progress_shown = true;
 }
 
+struct index_diff {
+	struct fsck_ui *u;
+	struct fsck_result *r;
+};
+
+static void on_index_diff(void *arg, const char *what, uint64_t ino, const char *detail)
+{
+	struct index_diff *d = arg;
+	d->r->problems++;
+	on_report(d->u, "index", ino, detail, false);
+}
+
+/* Brings the index up to the changelog, then compares it with one built
+ * afresh from the metadata. */
+static int fsck_index(struct mfs_volume *v, const char *vol, const struct fsck_opts *o, struct fsck_result *r,
+		      struct fsck_ui *u)
+{
+	char ipath[PATH_MAX], fresh[PATH_MAX + 16];
+	indexer_default_path(vol, ipath, sizeof ipath);
+	struct indexer *ix;
+	int rc = indexer_open(v, ipath, &ix, NULL, NULL);
+	if (rc)
+		return rc;
+	size_t n;
+	do
+		rc = indexer_step(ix, 0, &n);
+	while (!rc && n);
+	indexer_close(ix);
+	if (rc)
+		return rc;
+	snprintf(fresh, sizeof fresh, "%s.fsck", ipath);
+	if ((rc = indexer_rebuild(v, fresh, NULL, NULL)))
+		return rc;
+	struct index_diff d = { u, r };
+	uint64_t before = r->problems;
+	long diffs = idx_sqlite_compare(ipath, fresh, on_index_diff, &d);
+	if (diffs < 0) {
+		unlink(fresh);
+		return (int)diffs;
+	}
+	if (diffs && o->repair && rename(fresh, ipath) == 0) {
+		r->repaired += r->problems - before;
+		on_report(u, "index", 0, "the search index was rebuilt from the metadata", true);
+	} else {
+		unlink(fresh);
+	}
+	return 0;
+}
+
 int cmd_fsck(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "repair", no_argument, NULL, 'r' },
 		{ "scrub", no_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "index", no_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fsck_opts o = { 0 };
+	bool check_index = false;
 	struct fsck_ui u = { 0 };
 	int c;
 	optind = 1;
@@ -77,6 +129,7 @@ int cmd_fsck(int argc, char **argv)
 		case 'r': o.repair = true; break;
 		case 's': o.scrub = true; break;
 		case 'j': u.json = true; break;
+		case 'i': check_index = true; break;
 		case 'h':
 			printf("usage: metafs fsck VOLUME [--repair] [--scrub] [--json]\n"
 			       "  Checks an unmounted volume: the tree, link counts, entries, orphans,\n"
@@ -84,6 +137,8 @@ int cmd_fsck(int argc, char **argv)
 			       "  --repair  fix what is safe to fix (unreachable inodes go to /lost+found)\n"
 			       "  --scrub   also verify the checksum of every stored byte\n"
 			       "  --json    one JSON object with the counts and every problem\n"
+			       "  --index   also compare the search index with the metadata (after\n"
+			       "            applying the changelog to it); --repair rebuilds it\n"
 			       "  exit status: 0 clean; 1 damage found (with --repair: all of it repaired);\n"
 			       "  4 damage left after --repair; 2 usage or open errors\n");
 			return 0;
@@ -114,6 +169,8 @@ int cmd_fsck(int argc, char **argv)
 	o.arg = &u;
 	struct fsck_result r;
 	rc = mfs_fsck(v, &o, &r);
+	if (!rc && check_index)
+		rc = fsck_index(v, vol, &o, &r, &u);
 	mfs_close(v);
 	clear_progress(&u);
 	if (rc) {

@@ -105,4 +105,21 @@ unmount_volume "$MNT"
 mount_volume "$VOL" "$MNT"
 fsck_expect 2
 grep -q "unmount it first" "$E2E_TMP/fsck.out" || fail "fsck on a mounted volume: $(cat "$E2E_TMP/fsck.out")"
+unmount_volume "$MNT"
+
+# --index: the search index agrees with the metadata; a tampered one is
+# found and rebuilt
+fsck_expect 1 --index --scrub
+grep -q "^index:" "$E2E_TMP/fsck.out" && fail "a fresh index differs: $(grep '^index:' "$E2E_TMP/fsck.out")"
+python3 - "$VOL/index.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE docs SET size = size + 1 WHERE ino = (SELECT ino FROM names LIMIT 1)")
+db.commit()
+PY
+fsck_expect 1 --index
+found index
+fsck_expect 1 --index --repair
+"$METAFS" fsck "$VOL" --index >"$E2E_TMP/fsck.out" 2>&1 || true
+grep -q "^index:" "$E2E_TMP/fsck.out" && fail "the index still differs after --repair: $(grep '^index:' "$E2E_TMP/fsck.out")"
 echo "ok: fsck finds and repairs planted damage"
