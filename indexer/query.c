@@ -96,7 +96,7 @@ __attribute__((format(printf, 3, 4))) static int fail(const struct q_err *e, int
 
 /* Sets "MESSAGE at column N TAIL" and returns -1. */
 __attribute__((format(printf, 4, 5))) static int fail_tail(const struct q_err *e, int pos, const char *tail,
-							    const char *fmt, ...)
+							   const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -106,7 +106,8 @@ __attribute__((format(printf, 4, 5))) static int fail_tail(const struct q_err *e
 }
 
 /* For errors about the whole query, where a column would mean nothing. */
-__attribute__((format(printf, 3, 4))) static int fail_whole(const struct q_err *e, int pos, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail_whole(const struct q_err *e, int pos, const char *fmt,
+							    ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -280,7 +281,8 @@ static int lex_field(struct parser *p, int start, int colon)
 		return fail(&p->e, start, "missing value after '%.*s'", shown, s + start);
 	p->i = j;
 	if (j - k == 2 && s[k] == '.' && s[k + 1] == '.')
-		return fail(&p->e, start, "bare '..' after '%.*s': a range needs both ends", shown, s + start);
+		return fail(&p->e, start, "bare '..' after '%.*s': a range needs both ends", shown,
+			    s + start);
 	int dots = -1;
 	for (int m = k; m + 1 < j; m++) {
 		if (s[m] == '.' && s[m + 1] == '.') {
@@ -708,8 +710,10 @@ static bool parse_time(const char *s, int64_t now, int64_t *lo, int64_t *hi, boo
 		static const struct {
 			char unit;
 			int64_t ns;
-		} units[] = { { 's', NS_PER_SEC },	   { 'm', 60 * NS_PER_SEC },	 { 'h', 3600 * NS_PER_SEC },
-			      { 'd', 86400 * NS_PER_SEC }, { 'w', 604800 * NS_PER_SEC } };
+		} units[] = {
+			{ 's', NS_PER_SEC },         { 'm', 60 * NS_PER_SEC },     { 'h', 3600 * NS_PER_SEC },
+			{ 'd', 86400 * NS_PER_SEC }, { 'w', 604800 * NS_PER_SEC },
+		};
 		char num[24];
 		if (nd >= sizeof num)
 			return false;
@@ -751,8 +755,8 @@ static bool parse_time(const char *s, int64_t now, int64_t *lo, int64_t *hi, boo
 		s++;
 	static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
-	    mi > 59 || sec > 59)
+	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+	    h > 23 || mi > 59 || sec > 59)
 		return false;
 	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
 	/* ns since the epoch in int64 reach from 1677 to 2262 */
@@ -770,8 +774,8 @@ static bool parse_type(const char *s, int64_t *out)
 		const char *names[3];
 		int64_t mode;
 	} types[] = {
-		{ { "f", "file", "regular" }, S_IFREG },  { { "d", "dir", "directory" }, S_IFDIR },
-		{ { "l", "symlink", "link" }, S_IFLNK },  { { "p", "fifo", "pipe" }, S_IFIFO },
+		{ { "f", "file", "regular" }, S_IFREG }, { { "d", "dir", "directory" }, S_IFDIR },
+		{ { "l", "symlink", "link" }, S_IFLNK }, { { "p", "fifo", "pipe" }, S_IFIFO },
 		{ { "s", "socket", "sock" }, S_IFSOCK }, { { "c", "char", "chr" }, S_IFCHR },
 		{ { "b", "block", "blk" }, S_IFBLK },
 	};
@@ -929,11 +933,20 @@ static const struct builtin {
 	enum q_field f;
 	enum vkind v;
 } builtins[] = {
-	{ "name", QF_NAME, V_NAME },   { "path", QF_PATH, V_PATH },   { "type", QF_TYPE, V_TYPE },
-	{ "size", QF_SIZE, V_SIZE },   { "mtime", QF_MTIME, V_TIME }, { "atime", QF_ATIME, V_TIME },
-	{ "ctime", QF_CTIME, V_TIME }, { "user", QF_UID, V_USER },    { "group", QF_GID, V_GROUP },
-	{ "uid", QF_UID, V_ID },       { "gid", QF_GID, V_ID },       { "mode", QF_MODE, V_MODE },
-	{ "nlink", QF_NLINK, V_COUNT }, { "tag", QF_TAG, V_TEXT },
+	{ "name", QF_NAME, V_NAME },
+	{ "path", QF_PATH, V_PATH },
+	{ "type", QF_TYPE, V_TYPE },
+	{ "size", QF_SIZE, V_SIZE },
+	{ "mtime", QF_MTIME, V_TIME },
+	{ "atime", QF_ATIME, V_TIME },
+	{ "ctime", QF_CTIME, V_TIME },
+	{ "user", QF_UID, V_USER },
+	{ "group", QF_GID, V_GROUP },
+	{ "uid", QF_UID, V_ID },
+	{ "gid", QF_GID, V_ID },
+	{ "mode", QF_MODE, V_MODE },
+	{ "nlink", QF_NLINK, V_COUNT },
+	{ "tag", QF_TAG, V_TEXT },
 };
 
 struct resolver {
@@ -983,11 +996,13 @@ static int number_value(struct resolver *r, const struct q_node *n, const struct
 		return 0;
 	case V_TYPE:
 		if (!parse_type(s, out))
-			return fail_tail(&r->e, n->pos, " (use f, d, l, p, s, c or b)", "bad type '%s'", show(shown, s));
+			return fail_tail(&r->e, n->pos, " (use f, d, l, p, s, c or b)", "bad type '%s'",
+					 show(shown, s));
 		return 0;
 	case V_MODE:
 		if (!parse_mode(s, out))
-			return fail_tail(&r->e, n->pos, " (use octal, e.g. 644)", "bad mode '%s'", show(shown, s));
+			return fail_tail(&r->e, n->pos, " (use octal, e.g. 644)", "bad mode '%s'",
+					 show(shown, s));
 		return 0;
 	case V_USER:
 	case V_GROUP: {
@@ -1002,7 +1017,8 @@ static int number_value(struct resolver *r, const struct q_node *n, const struct
 		if (rc == -ENOENT)
 			return fail(&r->e, n->pos, "unknown %s '%s'", what, show(shown, s));
 		if (rc)
-			return fail_tail(&r->e, n->pos, rc == -ENOMEM ? " (out of memory)" : " (the lookup failed)",
+			return fail_tail(&r->e, n->pos,
+					 rc == -ENOMEM ? " (out of memory)" : " (the lookup failed)",
 					 "cannot look up %s '%s'", what, show(shown, s));
 		return 0;
 	}
@@ -1142,7 +1158,8 @@ static int resolve_term(struct resolver *r, struct q_node *n)
 	if (n->op != QOP_MATCH && !ordered) {
 		if (n->op == QOP_RANGE)
 			return fail(&r->e, n->pos, "field '%s' cannot take a range", b->name);
-		return fail(&r->e, n->pos, "field '%s' cannot be compared with '%s'", b->name, op_text(n->op));
+		return fail(&r->e, n->pos, "field '%s' cannot be compared with '%s'", b->name,
+			    op_text(n->op));
 	}
 	switch (b->v) {
 	case V_TEXT:

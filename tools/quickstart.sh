@@ -28,15 +28,17 @@ else
 fi
 cat <<EOT
 
-Try it:
+Search is running (the daemon indexes every change). Try it:
   cd $MOUNTPOINT
   echo hello > notes.txt
-  setfattr -n user.xdg.tags -v "draft,todo" notes.txt       # tag a file
-  setfattr -n user.annotations -v '{"bicycles":4}' notes.txt # a JSON value
-  getfattr -d notes.txt                                      # read the tags back
-  metafs changelog $MOUNTPOINT --json                        # every change, in order
-  metafs stats $MOUNTPOINT
+  setfattr -n user.xdg.tags -v "draft,todo" notes.txt        # tag a file
+  setfattr -n user.annotations -v '{"bicycles":4}' notes.txt  # a JSON value
+  metafs find $MOUNTPOINT tag:draft --consistent               # find it
+  metafs find $MOUNTPOINT 'annotations.bicycles:>3' -l
+  getfattr -d notes.txt
+  metafs changelog $MOUNTPOINT --json                         # every change, in order
+  metafs find --help                                          # the query language
 
-Search (metafs find) and lineage are not part of this version yet.
+Lineage (metafs lineage) is not part of this version yet.
 Unmount with: fusermount3 -u $MOUNTPOINT
 EOT
