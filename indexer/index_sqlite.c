@@ -28,15 +28,53 @@
 
 #define INDEX_FORMAT 1
 
+#define STMT_CACHE 32
+
 struct sq {
 	struct idx_backend base;
 	sqlite3 *db;
 	bool readonly;
+	/* statements prepared once: preparing costs more than running them */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[STMT_CACHE];
+	int ncache;
 };
 
 static struct sq *SQ(struct idx_backend *b)
 {
 	return (struct sq *)b;
+}
+
+static int prep(struct sq *s, const char *sql, sqlite3_stmt **out)
+{
+	for (int i = 0; i < s->ncache; i++) {
+		if (s->cache[i].sql == sql || !strcmp(s->cache[i].sql, sql)) {
+			*out = s->cache[i].st;
+			return SQLITE_OK;
+		}
+	}
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+	if (rc == SQLITE_OK && s->ncache < STMT_CACHE) {
+		s->cache[s->ncache].sql = sql;
+		s->cache[s->ncache].st = *out;
+		s->ncache++;
+	}
+	return rc;
+}
+
+/* Returns a statement from prep: cached ones are reset for the next use. */
+static void done(struct sq *s, sqlite3_stmt *st)
+{
+	for (int i = 0; i < s->ncache; i++) {
+		if (s->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 static const char *const schema =
@@ -82,14 +120,14 @@ static int exec(struct sq *s, const char *sql)
 static int exec_i64(struct sq *s, const char *sql, int n, const int64_t *args)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	int rc = prep(s, sql, &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, sql);
 	for (int i = 0; i < n; i++)
 		sqlite3_bind_int64(st, i + 1, args[i]);
 	rc = sqlite3_step(st);
 	int r = sq_err(s, rc, sql);
-	sqlite3_finalize(st);
+	done(s, st);
 	return r;
 }
 
@@ -135,7 +173,7 @@ static bool is_utf8(const void *p, size_t len)
 static int meta_get_text(struct sq *s, const char *k, char *out, size_t len)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL);
+	int rc = prep(s, "SELECT v FROM meta WHERE k = ?", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "meta");
 	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
@@ -148,20 +186,20 @@ static int meta_get_text(struct sq *s, const char *k, char *out, size_t len)
 	} else if (rc != SQLITE_DONE) {
 		r = sq_err(s, rc, "meta");
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	return r;
 }
 
 static int meta_set(struct sq *s, const char *k, const char *v)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)", -1, &st, NULL);
+	int rc = prep(s, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "meta");
 	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(s, st);
 	return sq_err(s, rc, "meta");
 }
 
@@ -198,7 +236,7 @@ static int64_t ts_ns(struct timespec ts)
 static int stored_version(struct sq *s, uint64_t ino, uint64_t *v)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM docs WHERE ino = ?", -1, &st, NULL);
+	int rc = prep(s, "SELECT version FROM docs WHERE ino = ?", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "version");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -210,7 +248,7 @@ static int stored_version(struct sq *s, uint64_t ino, uint64_t *v)
 	} else if (rc != SQLITE_DONE) {
 		r = sq_err(s, rc, "version");
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	return r;
 }
 
@@ -312,13 +350,13 @@ static int add_tag(struct sq *s, uint64_t ino, const char *tag, size_t len)
 	if (!len || !is_utf8(tag, len))
 		return 0;
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO tags(tag, ino) VALUES(?, ?)", -1, &st, NULL);
+	int rc = prep(s, "INSERT OR IGNORE INTO tags(tag, ino) VALUES(?, ?)", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "tags");
 	sqlite3_bind_text(st, 1, tag, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)ino);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(s, st);
 	return sq_err(s, rc, "tags");
 }
 
@@ -340,7 +378,7 @@ static int append(char **buf, size_t *len, const char *text)
 static int put_fts(struct sq *s, uint64_t ino, const char *names, const char *paths, const char *text)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "INSERT INTO fts(rowid, name, path, text) VALUES(?, ?, ?, ?)", -1, &st, NULL);
+	int rc = prep(s, "INSERT INTO fts(rowid, name, path, text) VALUES(?, ?, ?, ?)", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "fts");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -348,7 +386,7 @@ static int put_fts(struct sq *s, uint64_t ino, const char *names, const char *pa
 	sqlite3_bind_text(st, 3, paths ? paths : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, text ? text : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(s, st);
 	return sq_err(s, rc, "fts");
 }
 
@@ -373,8 +411,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	char *names = NULL, *paths = NULL, *text = NULL;
 	size_t nlen = 0, plen = 0, tlen = 0;
 	sqlite3_stmt *st;
-	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)",
-				-1, &st, NULL);
+	rc = prep(s, "INSERT OR REPLACE INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "names");
 	for (size_t i = 0; i < d->nnames && !rc; i++) {
@@ -391,11 +428,10 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		free(u);
 		free(pu);
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 
 	struct attr_sink a = { s, NULL, ino, 0 };
-	if (!rc && sqlite3_prepare_v2(s->db, "INSERT INTO attrs(ino, key, num, str) VALUES(?, ?, ?, ?)", -1,
-				      &a.st, NULL) != SQLITE_OK)
+	if (!rc && prep(s, "INSERT INTO attrs(ino, key, num, str) VALUES(?, ?, ?, ?)", &a.st) != SQLITE_OK)
 		rc = sq_err(s, SQLITE_ERROR, "attrs");
 	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
 		const struct idx_xattr *x = &d->xattrs[i];
@@ -434,7 +470,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		}
 	}
 	if (a.st)
-		sqlite3_finalize(a.st);
+		done(s, a.st);
 	if (!rc)
 		rc = put_fts(s, ino, names, paths, text);
 	free(names);
@@ -473,16 +509,16 @@ static int refresh_fts(struct sq *s, uint64_t ino)
 	/* rebuild the row's names and paths from the names table, keeping text */
 	sqlite3_stmt *st;
 	char *text = NULL;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT text FROM fts WHERE rowid = ?", -1, &st, NULL);
+	int rc = prep(s, "SELECT text FROM fts WHERE rowid = ?", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "fts");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		text = strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	done(s, st);
 	char *names = NULL, *paths = NULL;
 	size_t nlen = 0, plen = 0;
-	rc = sqlite3_prepare_v2(s->db, "SELECT name, path FROM names WHERE ino = ?", -1, &st, NULL);
+	rc = prep(s, "SELECT name, path FROM names WHERE ino = ?", &st);
 	if (rc != SQLITE_OK) {
 		free(text);
 		return sq_err(s, rc, "names");
@@ -497,7 +533,7 @@ static int refresh_fts(struct sq *s, uint64_t ino)
 		free(u);
 		free(pu);
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	int64_t a = (int64_t)ino;
 	if (!rc)
 		rc = exec_i64(s, "DELETE FROM fts WHERE rowid = ?", 1, &a);
@@ -520,7 +556,7 @@ static int sq_move_subtree(struct idx_backend *b, const char *old, size_t old_le
 	/* the inodes whose paths change, for their text rows */
 	struct u64_vec inos = { 0 };
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT DISTINCT ino FROM names WHERE path >= ? AND path < ?", -1, &st, NULL);
+	int rc = prep(s, "SELECT DISTINCT ino FROM names WHERE path >= ? AND path < ?", &st);
 	if (rc != SQLITE_OK) {
 		free(end);
 		return sq_err(s, rc, "move");
@@ -530,19 +566,17 @@ static int sq_move_subtree(struct idx_backend *b, const char *old, size_t old_le
 	rc = 0;
 	while (!rc && sqlite3_step(st) == SQLITE_ROW)
 		rc = u64_vec_push(&inos, (uint64_t)sqlite3_column_int64(st, 0));
-	sqlite3_finalize(st);
+	done(s, st);
 	if (!rc) {
-		rc = sqlite3_prepare_v2(s->db,
-					"UPDATE names SET path = CAST(? || substr(path, ?) AS BLOB)"
-					" WHERE path >= ? AND path < ?",
-					-1, &st, NULL);
+		rc = prep(s, "UPDATE names SET path = CAST(? || substr(path, ?) AS BLOB)"
+					" WHERE path >= ? AND path < ?", &st);
 		if (rc == SQLITE_OK) {
 			sqlite3_bind_blob(st, 1, new_prefix, (int)new_len, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)old_len + 1);
 			sqlite3_bind_blob(st, 3, old, (int)old_len, SQLITE_STATIC);
 			sqlite3_bind_blob(st, 4, end, (int)end_len, SQLITE_STATIC);
 			rc = sq_err(s, sqlite3_step(st), "move");
-			sqlite3_finalize(st);
+			done(s, st);
 		} else {
 			rc = sq_err(s, rc, "move");
 		}
@@ -563,7 +597,7 @@ static int sq_paths_of(struct idx_backend *b, uint64_t ino, name_cb cb, void *ar
 {
 	struct sq *s = SQ(b);
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT parent, path FROM names WHERE ino = ?", -1, &st, NULL);
+	int rc = prep(s, "SELECT parent, path FROM names WHERE ino = ?", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "paths");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -572,7 +606,7 @@ static int sq_paths_of(struct idx_backend *b, uint64_t ino, name_cb cb, void *ar
 		rc = cb(arg, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
 			(size_t)sqlite3_column_bytes(st, 1));
 	int r = rc == SQLITE_DONE || rc == 1 ? 0 : rc < 0 ? rc : sq_err(s, rc, "paths");
-	sqlite3_finalize(st);
+	done(s, st);
 	return r;
 }
 
@@ -599,13 +633,11 @@ static bool sq_has_attr(struct idx_backend *b, const char *name)
 	struct sq *s = SQ(b);
 	sqlite3_stmt *st;
 	/* the key itself, or a field inside it ("a" knows "a.b") */
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT 1 FROM attrs WHERE key = ?1 OR (key > ?1 || '.' AND key < ?1 || '/') LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (prep(s, "SELECT 1 FROM attrs WHERE key = ?1 OR (key > ?1 || '.' AND key < ?1 || '/') LIMIT 1", &st) != SQLITE_OK)
 		return false;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	done(s, st);
 	return found;
 }
 
@@ -613,12 +645,12 @@ static int sq_count(struct idx_backend *b, uint64_t *n)
 {
 	struct sq *s = SQ(b);
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM docs", -1, &st, NULL);
+	int rc = prep(s, "SELECT count(*) FROM docs", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "count");
 	rc = sqlite3_step(st);
 	*n = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
+	done(s, st);
 	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "count");
 }
 
@@ -865,6 +897,34 @@ static void rank_terms(const struct q_node *n, char **acc, size_t *len)
 	free(q);
 }
 
+/* The words every result must hold: positive text terms of the top-level
+ * AND chain, as one FTS5 query. */
+static void and_text_terms(const struct q_node *n, char **acc, size_t *len)
+{
+	if (!n)
+		return;
+	if (n->kind == Q_AND) {
+		and_text_terms(n->left, acc, len);
+		and_text_terms(n->right, acc, len);
+		return;
+	}
+	if (n->kind != Q_TERM || (n->f != QF_TEXT && !(n->f == QF_NAME && !n->glob)))
+		return;
+	char *q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+	if (!q)
+		return;
+	size_t ql = strlen(q);
+	char *na = realloc(*acc, *len + ql + 6);
+	if (na) {
+		if (*len)
+			memcpy(na + *len, " AND ", 5), *len += 5;
+		memcpy(na + *len, q, ql + 1);
+		*len += ql;
+		*acc = na;
+	}
+	free(q);
+}
+
 static int bind_all(sqlite3_stmt *st, struct sqlbuf *b)
 {
 	for (int i = 0; i < b->np; i++) {
@@ -893,18 +953,28 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 	struct sqlbuf *b = calloc(1, sizeof *b);
 	if (!b)
 		return -ENOMEM;
-	char *rank = NULL;
-	size_t rlen = 0;
+	char *rank = NULL, *drive = NULL;
+	size_t rlen = 0, dlen = 0;
 	rank_terms(q, &rank, &rlen);
+	and_text_terms(q, &drive, &dlen);
 	put(b, "SELECT d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
-	put(b, rank ? "coalesce(-r.score, 0)" : "0");
-	put(b, " AS score FROM docs d JOIN names n ON n.ino = d.ino");
-	if (rank) {
-		put(b, " LEFT JOIN (SELECT rowid AS ino, bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts WHERE fts MATCH ");
+	if (drive) {
+		/* every result holds these words: start from the text index,
+		 * which also gives the ranking */
+		put(b, "-bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts JOIN docs d ON d.ino = fts.rowid"
+		       " JOIN names n ON n.ino = d.ino WHERE fts MATCH ");
+		p_text(b, drive, dlen, 2);
+		put(b, " AND ");
+	} else if (rank) {
+		/* words only in some branches: rank each row by itself, a
+		 * point lookup in the text index */
+		put(b, "coalesce((SELECT -bm25(fts, 10.0, 2.0, 1.0) FROM fts WHERE fts MATCH ");
 		p_text(b, rank, rlen, 2);
-		put(b, ") r ON r.ino = d.ino");
+		put(b, " AND fts.rowid = d.ino), 0) AS score FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
+	} else {
+		put(b, "0 AS score FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
 	}
-	put(b, " WHERE ");
+	free(drive);
 	compile(b, q);
 	if (o && o->under && o->under[0]) {
 		put(b, " AND (");
@@ -949,8 +1019,11 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 		[IDX_SORT_PATH] = " ORDER BY n.path",
 	};
 	enum idx_sort sort = o ? o->sort : IDX_SORT_SCORE;
-	put(b, order[sort]);
-	if (o && o->reverse) {
+	bool unranked = sort == IDX_SORT_SCORE && !rank;
+	/* without words to rank by, every score is 0: the index order is as
+	 * good as any, and lets the first results come without a sort */
+	put(b, unranked ? "" : order[sort]);
+	if (o && o->reverse && !unranked) {
 		/* flip every key */
 		static const char *const rorder[] = {
 			[IDX_SORT_SCORE] = " ORDER BY score ASC, n.path DESC",
@@ -1001,7 +1074,7 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 			rc = sq_err(s, src, "query");
 	}
 	if (st)
-		sqlite3_finalize(st);
+		done(s, st);
 	sqlbuf_free(b);
 	free(b);
 	return rc;
@@ -1011,10 +1084,8 @@ static int sq_get(struct idx_backend *be, uint64_t ino, struct idx_hit *h)
 {
 	struct sq *s = SQ(be);
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db,
-				    "SELECT d.mode, d.uid, d.gid, d.nlink, d.size, d.mtime,"
-				    " (SELECT parent FROM names WHERE ino = d.ino LIMIT 1) FROM docs d WHERE d.ino = ?",
-				    -1, &st, NULL);
+	int rc = prep(s, "SELECT d.mode, d.uid, d.gid, d.nlink, d.size, d.mtime,"
+				    " (SELECT parent FROM names WHERE ino = d.ino LIMIT 1) FROM docs d WHERE d.ino = ?", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "get");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -1035,7 +1106,7 @@ static int sq_get(struct idx_backend *be, uint64_t ino, struct idx_hit *h)
 	} else if (rc != SQLITE_DONE) {
 		r = sq_err(s, rc, "get");
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	return r;
 }
 
@@ -1043,10 +1114,8 @@ static int sq_fields_of(struct idx_backend *be, uint64_t ino, idx_field_cb cb, v
 {
 	struct sq *s = SQ(be);
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db,
-				    "SELECT key, num, str FROM attrs WHERE ino = ?1"
-				    " UNION ALL SELECT 'tag', NULL, tag FROM tags WHERE ino = ?1",
-				    -1, &st, NULL);
+	int rc = prep(s, "SELECT key, num, str FROM attrs WHERE ino = ?1"
+				    " UNION ALL SELECT 'tag', NULL, tag FROM tags WHERE ino = ?1", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "fields");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -1058,7 +1127,7 @@ static int sq_fields_of(struct idx_backend *be, uint64_t ino, idx_field_cb cb, v
 		rc = cb(arg, (const char *)sqlite3_column_text(st, 0), has_num ? &num : NULL,
 			(const char *)sqlite3_column_text(st, 2));
 	}
-	sqlite3_finalize(st);
+	done(s, st);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1067,6 +1136,8 @@ static void sq_close(struct idx_backend *b)
 	struct sq *s = SQ(b);
 	if (!s)
 		return;
+	for (int i = 0; i < s->ncache; i++)
+		sqlite3_finalize(s->cache[i].st);
 	sqlite3_close_v2(s->db);
 	free(s);
 }
@@ -1189,13 +1260,13 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 		}
 		if (!r && !ro) {
 			sqlite3_stmt *st;
-			if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+			if (prep(s, "PRAGMA quick_check", &st) != SQLITE_OK ||
 			    sqlite3_step(st) != SQLITE_ROW ||
 			    strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
 				snprintf(err, errlen, "%s: the index is damaged", path);
 				r = -EIO;
 			}
-			sqlite3_finalize(st);
+			done(s, st);
 		}
 	}
 	if (r) {

@@ -349,7 +349,7 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 		return rc;
 	}
 	struct store_txn *t;
-	if ((rc = s->ops->begin(s, &t))) {
+	if ((rc = s->ops->begin_read(s, &t))) {
 		free(b.v);
 		return rc;
 	}
@@ -433,7 +433,7 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 	struct path_cache cache = { .n = 0 };
 	struct store_txn *t = NULL;
 	for (size_t i = 0; i < inos.n && !rc; i++) {
-		if (!t && (rc = s->ops->begin(s, &t)))
+		if (!t && (rc = s->ops->begin_read(s, &t)))
 			break;
 		struct idx_doc d;
 		int lr = load_doc(t, &cache, inos.v[i], &d);

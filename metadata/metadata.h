@@ -152,6 +152,8 @@ typedef void (*store_issue_cb)(void *arg, uint64_t ino, const char *what, bool r
 struct store_ops {
 	const char *name;
 	int (*begin)(struct store *s, struct store_txn **out);
+	/* a transaction that only reads committed data, taking no locks */
+	int (*begin_read)(struct store *s, struct store_txn **out);
 	int (*commit)(struct store_txn *t); /* frees t */
 	void (*abort)(struct store_txn *t); /* frees t */
 

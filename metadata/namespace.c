@@ -67,7 +67,7 @@ static int ro_run(struct mfs_volume *v, int (*fn)(struct store_txn *t, void *arg
 	struct store *s = v->store;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		struct store_txn *t;
-		int rc = s->ops->begin(s, &t);
+		int rc = s->ops->begin_read(s, &t);
 		if (rc)
 			return rc;
 		rc = fn(t, arg);

@@ -63,6 +63,12 @@ struct rocks_store {
 
 	pthread_mutex_t ino_lock;
 	uint64_t next_ino, ino_hi;
+
+	/* Finished transaction objects, handed to the next begin: creating
+	 * one costs more than a small operation itself. */
+	pthread_mutex_t pool_lock;
+	rocksdb_transaction_t *pool[32];
+	int npool;
 };
 
 struct pending_rec {
@@ -215,6 +221,8 @@ static int kv_get(struct store_txn *t, int cf, const unsigned char *k, size_t kl
 							   klen, vlen, 1, &err);
 	else if (rt->txn)
 		v = rocksdb_transaction_get_cf(rt->txn, s->ropts, s->cf[cf], (const char *)k, klen, vlen, &err);
+	else if (s->tdb)
+		v = rocksdb_transactiondb_get_cf(s->tdb, s->ropts, s->cf[cf], (const char *)k, klen, vlen, &err);
 	else
 		v = rocksdb_get_cf(s->sdb, s->ropts, s->cf[cf], (const char *)k, klen, vlen, &err);
 	if (err)
@@ -291,7 +299,12 @@ static int r_begin(struct store *st, struct store_txn **out)
 		return -ENOMEM;
 	t->base.store = st;
 	if (s->tdb) {
-		t->txn = rocksdb_transaction_begin(s->tdb, s->wopts, s->topts, NULL);
+		rocksdb_transaction_t *old = NULL;
+		pthread_mutex_lock(&s->pool_lock);
+		if (s->npool)
+			old = s->pool[--s->npool];
+		pthread_mutex_unlock(&s->pool_lock);
+		t->txn = rocksdb_transaction_begin(s->tdb, s->wopts, s->topts, old);
 		if (!t->txn) {
 			free(t);
 			return -ENOMEM;
@@ -301,13 +314,33 @@ static int r_begin(struct store *st, struct store_txn **out)
 	return 0;
 }
 
+/* Reads without locks or a write batch: plain reads of committed data. */
+static int r_begin_read(struct store *st, struct store_txn **out)
+{
+	struct rocks_txn *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->base.store = st;
+	*out = &t->base;
+	return 0;
+}
+
 static void txn_free(struct rocks_txn *t)
 {
+	struct rocks_store *s = RS(t->base.store);
 	for (size_t i = 0; i < t->nlog; i++)
 		free(t->log[i].data);
 	free(t->log);
-	if (t->txn)
-		rocksdb_transaction_destroy(t->txn);
+	if (t->txn) {
+		pthread_mutex_lock(&s->pool_lock);
+		if (s->npool < (int)MFS_ARRAY_LEN(s->pool)) {
+			s->pool[s->npool++] = t->txn;
+			t->txn = NULL;
+		}
+		pthread_mutex_unlock(&s->pool_lock);
+		if (t->txn)
+			rocksdb_transaction_destroy(t->txn);
+	}
 	free(t);
 }
 
@@ -1113,6 +1146,8 @@ static void r_close(struct store *st)
 	struct rocks_store *s = RS(st);
 	if (!s)
 		return;
+	for (int i = 0; i < s->npool; i++)
+		rocksdb_transaction_destroy(s->pool[i]);
 	for (int i = 0; i < CF_COUNT; i++)
 		if (s->cf[i])
 			rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -1143,6 +1178,7 @@ static void r_close(struct store *st)
 		rocksdb_cache_destroy(s->cache);
 	pthread_mutex_destroy(&s->commit_lock);
 	pthread_mutex_destroy(&s->ino_lock);
+	pthread_mutex_destroy(&s->pool_lock);
 	free(s->dir);
 	free(s->base.spec);
 	free(s);
@@ -1151,6 +1187,7 @@ static void r_close(struct store *st)
 static const struct store_ops rocks_ops = {
 	.name = "rocksdb",
 	.begin = r_begin,
+	.begin_read = r_begin_read,
 	.commit = r_commit,
 	.abort = r_abort,
 	.lock_global = r_lock_global,
@@ -1237,6 +1274,7 @@ int rocks_store_open(const char *dir, int flags, struct store **out, char *errbu
 	s->dir = strdup(dir);
 	pthread_mutex_init(&s->commit_lock, NULL);
 	pthread_mutex_init(&s->ino_lock, NULL);
+	pthread_mutex_init(&s->pool_lock, NULL);
 	setup_options(s, flags);
 
 	char dbpath[4096];
