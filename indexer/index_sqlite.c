@@ -34,6 +34,7 @@ struct sq {
 	struct idx_backend base;
 	sqlite3 *db;
 	bool readonly;
+	bool bulk; /* a fresh build: every document is new */
 	/* statements prepared once: preparing costs more than running them */
 	struct {
 		const char *sql;
@@ -394,13 +395,16 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 {
 	struct sq *s = SQ(b);
 	uint64_t ino = d->in.ino, have;
-	int rc = stored_version(s, ino, &have);
-	if (rc == 0 && have > d->in.version)
-		return 0; /* a newer state is indexed already */
-	if (rc && rc != -ENOENT)
-		return rc;
-	if ((rc = remove_rows(s, ino)))
-		return rc;
+	int rc = 0;
+	if (!s->bulk) {
+		rc = stored_version(s, ino, &have);
+		if (rc == 0 && have > d->in.version)
+			return 0; /* a newer state is indexed already */
+		if (rc && rc != -ENOENT)
+			return rc;
+		if ((rc = remove_rows(s, ino)))
+			return rc;
+	}
 	int64_t row[] = { (int64_t)ino, (int64_t)d->in.version, d->in.mode, d->in.uid, d->in.gid, d->in.nlink,
 			  (int64_t)d->in.size, ts_ns(d->in.atime), ts_ns(d->in.mtime), ts_ns(d->in.ctime) };
 	rc = exec_i64(s, "INSERT INTO docs(ino, version, mode, uid, gid, nlink, size, atime, mtime, ctime)"
@@ -1242,6 +1246,10 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 	int r = 0;
 	if (create) {
 		r = exec(s, schema);
+		if (!r && (flags & IDX_OPEN_BULK)) {
+			r = exec(s, "PRAGMA synchronous=OFF");
+			s->bulk = true;
+		}
 		if (!r) {
 			char v[16];
 			snprintf(v, sizeof v, "%d", INDEX_FORMAT);

@@ -389,11 +389,238 @@ static void uuid_text(const struct superblock *sb, char *out, size_t len)
 		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-static int collect_ino_scan(void *arg, uint64_t ino, const struct inode_rec *in)
+/*
+ * A rebuild reads the whole volume in three ordered scans (inodes, the
+ * names index, xattrs), all in inode order, and merges them: far cheaper
+ * than looking every inode's names and xattrs up one by one.
+ */
+struct rb_name {
+	uint64_t ino, parent;
+	size_t off, len;
+};
+
+struct rb_xattr {
+	uint64_t ino;
+	size_t noff, nlen, voff, vlen;
+};
+
+struct rb_dir {
+	uint64_t ino;
+	char *path;
+	size_t len;
+};
+
+struct rebuild {
+	struct mfs_volume *v;
+	struct idx_backend *be;
+	char *arena;
+	size_t used, cap;
+	struct rb_name *names;
+	size_t nnames, capnames, ni;
+	struct rb_xattr *xs;
+	size_t nxs, capxs, xi;
+	struct rb_dir *dirs; /* open addressing, by inode */
+	size_t ndirs, capdirs;
+	uint64_t done, total, last;
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *parg;
+	int rc;
+};
+
+static int arena_add(struct rebuild *r, const void *p, size_t len, size_t *off)
 {
+	if (r->used + len > r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 1 << 20;
+		while (cap < r->used + len)
+			cap *= 2;
+		char *na = realloc(r->arena, cap);
+		if (!na)
+			return -ENOMEM;
+		r->arena = na;
+		r->cap = cap;
+	}
+	memcpy(r->arena + r->used, p, len);
+	*off = r->used;
+	r->used += len;
+	return 0;
+}
+
+static int rb_name_cb(void *arg, uint64_t ino, uint64_t parent, const char *name, size_t len)
+{
+	struct rebuild *r = arg;
+	if (mfs_array_reserve(&r->names, &r->capnames, r->nnames, sizeof *r->names))
+		return -ENOMEM;
+	struct rb_name *n = &r->names[r->nnames];
+	n->ino = ino;
+	n->parent = parent;
+	n->len = len;
+	if (arena_add(r, name, len, &n->off))
+		return -ENOMEM;
+	r->nnames++;
+	return 0;
+}
+
+static int rb_xattr_cb(void *arg, uint64_t ino, const char *name, size_t len, const void *val, size_t vlen)
+{
+	struct rebuild *r = arg;
+	if (len < 5 || strncmp(name, "user.", 5) != 0)
+		return 0;
+	if (mfs_array_reserve(&r->xs, &r->capxs, r->nxs, sizeof *r->xs))
+		return -ENOMEM;
+	struct rb_xattr *x = &r->xs[r->nxs];
+	x->ino = ino;
+	x->nlen = len;
+	x->vlen = vlen;
+	if (arena_add(r, name, len, &x->noff) || arena_add(r, val, vlen, &x->voff))
+		return -ENOMEM;
+	r->nxs++;
+	return 0;
+}
+
+static const struct rb_name *rb_first_name(struct rebuild *r, uint64_t ino)
+{
+	size_t lo = 0, hi = r->nnames;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->names[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->nnames && r->names[lo].ino == ino ? &r->names[lo] : NULL;
+}
+
+static struct rb_dir *rb_dir_slot(struct rebuild *r, uint64_t ino)
+{
+	size_t mask = r->capdirs - 1, i = (size_t)(ino * 0x9E3779B97F4A7C15ULL) & mask;
+	while (r->dirs[i].ino && r->dirs[i].ino != ino)
+		i = (i + 1) & mask;
+	return &r->dirs[i];
+}
+
+/* A directory's path from the names in memory ("" for the root). */
+static int rb_dir_path(struct rebuild *r, uint64_t dir, int depth, const char **path, size_t *len)
+{
+	if (dir == MFS_ROOT_INO) {
+		*path = "";
+		*len = 0;
+		return 0;
+	}
+	if (depth > 4096)
+		return -ELOOP;
+	if (r->ndirs * 2 >= r->capdirs) {
+		size_t cap = r->capdirs ? r->capdirs * 2 : 1024;
+		struct rb_dir *old = r->dirs;
+		size_t oldcap = r->capdirs;
+		r->dirs = calloc(cap, sizeof *r->dirs);
+		if (!r->dirs)
+			return -ENOMEM;
+		r->capdirs = cap;
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].ino)
+				*rb_dir_slot(r, old[i].ino) = old[i];
+		free(old);
+	}
+	struct rb_dir *d = rb_dir_slot(r, dir);
+	if (!d->ino) {
+		const struct rb_name *n = rb_first_name(r, dir);
+		if (!n)
+			return -ENOENT;
+		const char *pp;
+		size_t pl;
+		int rc = rb_dir_path(r, n->parent, depth + 1, &pp, &pl);
+		if (rc)
+			return rc;
+		d = rb_dir_slot(r, dir); /* the table may have grown */
+		char *p = malloc(pl + 1 + n->len + 1);
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, pp, pl);
+		p[pl] = '/';
+		memcpy(p + pl + 1, r->arena + n->off, n->len);
+		p[pl + 1 + n->len] = '\0';
+		d->ino = dir;
+		d->path = p;
+		d->len = pl + 1 + n->len;
+		r->ndirs++;
+	}
+	*path = d->path;
+	*len = d->len;
+	return 0;
+}
+
+static int rb_inode_cb(void *arg, uint64_t ino, const struct inode_rec *in)
+{
+	struct rebuild *r = arg;
 	if (!in || in->nlink == 0)
 		return 0;
-	return u64_vec_push(arg, ino);
+	struct idx_doc d = { .in = *in };
+	int rc = 0;
+	while (r->ni < r->nnames && r->names[r->ni].ino < ino)
+		r->ni++;
+	while (r->xi < r->nxs && r->xs[r->xi].ino < ino)
+		r->xi++;
+	size_t cap = 0;
+	for (size_t i = r->ni; i < r->nnames && r->names[i].ino == ino && !rc; i++) {
+		const struct rb_name *n = &r->names[i];
+		const char *dp;
+		size_t dl;
+		int pr = rb_dir_path(r, n->parent, 0, &dp, &dl);
+		if (pr == -ENOENT)
+			continue;
+		if (pr || mfs_array_reserve(&d.names, &cap, d.nnames, sizeof *d.names)) {
+			rc = pr ? pr : -ENOMEM;
+			break;
+		}
+		struct idx_name *o = &d.names[d.nnames++];
+		*o = (struct idx_name){ .parent = n->parent, .name = strndup(r->arena + n->off, n->len),
+					.name_len = n->len, .path = malloc(dl + 1 + n->len + 1),
+					.path_len = dl + 1 + n->len };
+		if (!o->name || !o->path) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(o->path, dp, dl);
+		o->path[dl] = '/';
+		memcpy(o->path + dl + 1, r->arena + n->off, n->len);
+		o->path[o->path_len] = '\0';
+	}
+	cap = 0;
+	for (size_t i = r->xi; i < r->nxs && r->xs[i].ino == ino && !rc; i++) {
+		const struct rb_xattr *x = &r->xs[i];
+		if (mfs_array_reserve(&d.xattrs, &cap, d.nxattrs, sizeof *d.xattrs)) {
+			rc = -ENOMEM;
+			break;
+		}
+		struct idx_xattr *o = &d.xattrs[d.nxattrs++];
+		o->name = strndup(r->arena + x->noff, x->nlen);
+		o->value = malloc(x->vlen ? x->vlen : 1);
+		o->len = x->vlen;
+		if (!o->name || !o->value) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(o->value, r->arena + x->voff, x->vlen);
+	}
+	if (!rc && (ino == MFS_ROOT_INO || d.nnames))
+		rc = r->be->ops->put(r->be, &d);
+	idx_doc_clear(&d);
+	if (!rc && ++r->done % BATCH == 0) {
+		/* bounded index transactions */
+		rc = r->be->ops->commit(r->be, r->last);
+		if (!rc)
+			rc = r->be->ops->begin(r->be);
+		if (r->progress)
+			r->progress(r->parg, r->done, r->total);
+	}
+	return rc;
+}
+
+static int count_inode(void *arg, uint64_t ino, const struct inode_rec *in)
+{
+	if (in && in->nlink)
+		(*(uint64_t *)arg)++;
+	return 0;
 }
 
 int indexer_rebuild(struct mfs_volume *v, const char *path,
@@ -412,59 +639,39 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 		return -EIO;
 	/* changes after this point are applied again by the indexer: harmless,
 	 * a document is only ever replaced by its current state */
-	uint64_t first, last;
-	int rc = s->ops->changelog_bounds(s, &first, &last);
-	if (rc)
-		return rc;
-	struct u64_vec inos = { 0 };
-	if ((rc = s->ops->inode_scan(s, collect_ino_scan, &inos)))
-		return rc;
-	struct idx_backend *be;
-	if ((rc = idx_sqlite_open(tmp, IDX_OPEN_CREATE, &be, err, sizeof err))) {
+	uint64_t first;
+	struct rebuild r = { .v = v, .progress = progress, .parg = arg };
+	int rc = s->ops->changelog_bounds(s, &first, &r.last);
+	if (!rc && progress)
+		rc = s->ops->inode_scan(s, count_inode, &r.total);
+	if (!rc)
+		rc = s->ops->names_scan(s, rb_name_cb, &r);
+	if (!rc)
+		rc = s->ops->xattr_scan(s, rb_xattr_cb, &r);
+	if (!rc && (rc = idx_sqlite_open(tmp, IDX_OPEN_CREATE | IDX_OPEN_BULK, &r.be, err, sizeof err)))
 		log_error("cannot create the index %s: %s", tmp, err);
-		free(inos.v);
-		return rc;
+	if (!rc) {
+		char uuid[40];
+		uuid_text(&v->sb, uuid, sizeof uuid);
+		rc = r.be->ops->begin(r.be);
+		if (!rc)
+			rc = r.be->ops->set_volume(r.be, uuid);
+		if (!rc)
+			rc = s->ops->inode_scan(s, rb_inode_cb, &r);
+		if (!rc)
+			rc = r.be->ops->commit(r.be, r.last);
+		else
+			r.be->ops->rollback(r.be);
+		r.be->ops->close(r.be);
 	}
-	char uuid[40];
-	uuid_text(&v->sb, uuid, sizeof uuid);
-	rc = be->ops->begin(be);
-	if (!rc)
-		rc = be->ops->set_volume(be, uuid);
-	struct path_cache cache = { .n = 0 };
-	struct store_txn *t = NULL;
-	for (size_t i = 0; i < inos.n && !rc; i++) {
-		if (!t && (rc = s->ops->begin_read(s, &t)))
-			break;
-		struct idx_doc d;
-		int lr = load_doc(t, &cache, inos.v[i], &d);
-		if (lr == 0)
-			rc = be->ops->put(be, &d);
-		else if (lr != -ENOENT)
-			rc = lr;
-		idx_doc_clear(&d);
-		if (!rc && (i + 1) % BATCH == 0) {
-			/* bounded transactions on both sides */
-			s->ops->abort(t);
-			t = NULL;
-			cache_clear(&cache);
-			rc = be->ops->commit(be, last);
-			if (!rc)
-				rc = be->ops->begin(be);
-			if (progress)
-				progress(arg, i + 1, inos.n);
-		}
-	}
-	if (t)
-		s->ops->abort(t);
-	cache_clear(&cache);
-	if (!rc)
-		rc = be->ops->commit(be, last);
-	else
-		be->ops->rollback(be);
-	be->ops->close(be);
 	if (progress && !rc)
-		progress(arg, inos.n, inos.n);
-	free(inos.v);
+		progress(arg, r.total, r.total);
+	for (size_t i = 0; i < r.capdirs; i++)
+		free(r.dirs[i].path);
+	free(r.dirs);
+	free(r.names);
+	free(r.xs);
+	free(r.arena);
 	if (!rc && rename(tmp, path) != 0)
 		rc = -errno;
 	if (rc)

@@ -109,6 +109,7 @@ struct idx_backend {
 
 #define IDX_OPEN_READONLY 0x1
 #define IDX_OPEN_CREATE 0x2 /* start an empty index (the file must not exist) */
+#define IDX_OPEN_BULK 0x4 /* a file being built: no syncs until it is renamed into place */
 
 /* -ENOENT: no index there; -EIO: present but unusable (corrupt, another format) */
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen);

@@ -484,7 +484,7 @@ static int on_data(void *arg, uint64_t ino, bool chunk, uint64_t idx, const void
 	return 0;
 }
 
-static int on_xattr(void *arg, uint64_t ino, const char *name, size_t len)
+static int on_xattr(void *arg, uint64_t ino, const char *name, size_t len, const void *value, size_t vlen)
 {
 	struct fsck *f = arg;
 	f->r->xattrs++;

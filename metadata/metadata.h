@@ -138,7 +138,10 @@ typedef int (*dirent_scan_cb)(void *arg, uint64_t parent, const char *name, size
 			      const struct dirent_rec *d);
 typedef int (*data_scan_cb)(void *arg, uint64_t ino, bool chunk, uint64_t idx,
 			    const void *val, size_t len);
-typedef int (*xattr_scan_cb)(void *arg, uint64_t ino, const char *name, size_t name_len);
+typedef int (*xattr_scan_cb)(void *arg, uint64_t ino, const char *name, size_t name_len,
+			     const void *value, size_t value_len);
+/* a name of an inode, from the names index, in inode order */
+typedef int (*names_scan_cb)(void *arg, uint64_t ino, uint64_t parent, const char *name, size_t name_len);
 /* a store-internal inconsistency found (and fixed, when repair was asked) */
 typedef void (*store_issue_cb)(void *arg, uint64_t ino, const char *what, bool repaired);
 
@@ -168,6 +171,7 @@ struct store_ops {
 	int (*dirent_scan)(struct store *s, dirent_scan_cb cb, void *arg);
 	int (*data_scan)(struct store *s, data_scan_cb cb, void *arg);
 	int (*xattr_scan)(struct store *s, xattr_scan_cb cb, void *arg);
+	int (*names_scan)(struct store *s, names_scan_cb cb, void *arg);
 	/* checks (and with repair, rebuilds) the store's own secondary
 	 * indexes, such as the by-cookie copy of directory entries */
 	int (*check_indexes)(struct store *s, bool repair, store_issue_cb cb, void *arg);

@@ -861,7 +861,7 @@ static int xattr_all_kv(void *arg, const unsigned char *k, size_t klen, const un
 	struct xattr_all_scan *a = arg;
 	if (klen < 10)
 		return 0;
-	return a->cb(a->arg, get_be64(k + 1), (const char *)k + 9, klen - 9);
+	return a->cb(a->arg, get_be64(k + 1), (const char *)k + 9, klen - 9, v, vlen);
 }
 
 static int r_xattr_scan(struct store *st, xattr_scan_cb cb, void *arg)
@@ -869,6 +869,26 @@ static int r_xattr_scan(struct store *st, xattr_scan_cb cb, void *arg)
 	unsigned char lo[1] = { 'X' }, hi[1] = { 'Y' };
 	struct xattr_all_scan a = { cb, arg };
 	return kv_scan(RS(st), NULL, CF_META, lo, 1, hi, 1, xattr_all_kv, &a);
+}
+
+struct names_all_scan {
+	names_scan_cb cb;
+	void *arg;
+};
+
+static int names_all_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct names_all_scan *a = arg;
+	if (klen < 18)
+		return 0;
+	return a->cb(a->arg, get_be64(k + 1), get_be64(k + 9), (const char *)k + 17, klen - 17);
+}
+
+static int r_names_scan(struct store *st, names_scan_cb cb, void *arg)
+{
+	unsigned char lo[1] = { 'R' }, hi[1] = { 'S' };
+	struct names_all_scan a = { cb, arg };
+	return kv_scan(RS(st), NULL, CF_META, lo, 1, hi, 1, names_all_kv, &a);
 }
 
 /* ---------------------------------------------------------------- orphans */
@@ -1198,6 +1218,7 @@ static const struct store_ops rocks_ops = {
 	.dirent_scan = r_dirent_scan,
 	.data_scan = r_data_scan,
 	.xattr_scan = r_xattr_scan,
+	.names_scan = r_names_scan,
 	.check_indexes = r_check_indexes,
 	.dirent_get = r_dirent_get,
 	.dirent_put = r_dirent_put,
