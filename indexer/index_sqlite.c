@@ -402,8 +402,10 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 			return 0; /* a newer state is indexed already */
 		if (rc && rc != -ENOENT)
 			return rc;
-		if ((rc = remove_rows(s, ino)))
+		/* no document row, no rows of any kind: nothing to remove */
+		if (rc == 0 && (rc = remove_rows(s, ino)))
 			return rc;
+		rc = 0;
 	}
 	int64_t row[] = { (int64_t)ino, (int64_t)d->in.version, d->in.mode, d->in.uid, d->in.gid, d->in.nlink,
 			  (int64_t)d->in.size, ts_ns(d->in.atime), ts_ns(d->in.mtime), ts_ns(d->in.ctime) };
