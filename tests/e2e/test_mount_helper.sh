@@ -5,12 +5,19 @@
 source "$(dirname "$0")/lib.sh"
 e2e_init mount umount
 
-LINK=""
-if [ ! -e /usr/local/bin/metafs ]; then
-	LINK=/usr/local/bin/metafs
-	ln -s "$(realpath "$METAFS")" "$LINK"
+# mount.fuse3 finds `metafs` on the default PATH: point it at the binary
+# under test for the duration, putting back an installed one afterwards
+LINK=/usr/local/bin/metafs
+SAVED=""
+if [ -e "$LINK" ] || [ -L "$LINK" ]; then
+	SAVED=$E2E_TMP/metafs.installed
+	mv "$LINK" "$SAVED"
 fi
-cleanup_link() { [ -z "$LINK" ] || rm -f "$LINK"; }
+ln -s "$(realpath "$METAFS")" "$LINK"
+cleanup_link() {
+	rm -f "$LINK"
+	[ -z "$SAVED" ] || mv "$SAVED" "$LINK"
+}
 trap 'cleanup_link; e2e_cleanup' EXIT
 
 VOL=$E2E_TMP/vol
