@@ -9,6 +9,8 @@
  *          flattened to dotted keys (numbers in num, so ranges use the index)
  *   tags   user.xdg.tags entries and user.tag.* names
  *   fts    FTS5 over names, paths and xattr text (rowid = inode)
+ *   fts_names  FTS5 over each name alone (rowid = names.id), so that name:
+ *          matches the name being listed, not another link of the file
  *   meta   cursor, volume identity, format
  *
  * WAL mode lets `metafs find` read while the indexer writes.
@@ -26,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 1
+#define INDEX_FORMAT 2
 
 #define STMT_CACHE 32
 
@@ -83,8 +85,8 @@ static const char *const schema =
 	"CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE docs(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL, mode INTEGER, uid INTEGER,"
 	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
-	"CREATE TABLE names(ino INTEGER NOT NULL, parent INTEGER NOT NULL, name BLOB NOT NULL,"
-	" path BLOB NOT NULL, PRIMARY KEY(parent, name)) WITHOUT ROWID;"
+	"CREATE TABLE names(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, parent INTEGER NOT NULL,"
+	" name BLOB NOT NULL, path BLOB NOT NULL, UNIQUE(parent, name));"
 	"CREATE INDEX names_ino ON names(ino);"
 	"CREATE INDEX names_path ON names(path);"
 	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, num REAL, str TEXT);"
@@ -93,7 +95,8 @@ static const char *const schema =
 	"CREATE INDEX attrs_ino ON attrs(ino);"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
 	"CREATE INDEX tags_ino ON tags(ino);"
-	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');";
+	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
 
 static int sq_err(struct sq *s, int rc, const char *what)
 {
@@ -256,7 +259,9 @@ static int stored_version(struct sq *s, uint64_t ino, uint64_t *v)
 static int remove_rows(struct sq *s, uint64_t ino)
 {
 	static const char *const sql[] = {
-		"DELETE FROM docs WHERE ino = ?", "DELETE FROM names WHERE ino = ?",
+		"DELETE FROM docs WHERE ino = ?",
+		"DELETE FROM fts_names WHERE rowid IN (SELECT id FROM names WHERE ino = ?)",
+		"DELETE FROM names WHERE ino = ?",
 		"DELETE FROM attrs WHERE ino = ?", "DELETE FROM tags WHERE ino = ?",
 		"DELETE FROM fts WHERE rowid = ?",
 	};
@@ -376,6 +381,40 @@ static int append(char **buf, size_t *len, const char *text)
 	return 0;
 }
 
+static int drop_name(struct sq *s, uint64_t parent, const char *name, size_t len)
+{
+	static const char *const sql[] = {
+		"DELETE FROM fts_names WHERE rowid IN (SELECT id FROM names WHERE parent = ? AND name = ?)",
+		"DELETE FROM names WHERE parent = ? AND name = ?",
+	};
+	for (size_t i = 0; i < MFS_ARRAY_LEN(sql); i++) {
+		sqlite3_stmt *st;
+		int rc = prep(s, sql[i], &st);
+		if (rc != SQLITE_OK)
+			return sq_err(s, rc, "names");
+		sqlite3_bind_int64(st, 1, (int64_t)parent);
+		sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		done(s, st);
+		if ((rc = sq_err(s, rc, "names")))
+			return rc;
+	}
+	return 0;
+}
+
+static int put_name_fts(struct sq *s, int64_t id, const char *name)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, "INSERT INTO fts_names(rowid, name) VALUES(?, ?)", &st);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "fts_names");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	done(s, st);
+	return sq_err(s, rc, "fts_names");
+}
+
 static int put_fts(struct sq *s, uint64_t ino, const char *names, const char *paths, const char *text)
 {
 	sqlite3_stmt *st;
@@ -417,11 +456,14 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	char *names = NULL, *paths = NULL, *text = NULL;
 	size_t nlen = 0, plen = 0, tlen = 0;
 	sqlite3_stmt *st;
-	rc = prep(s, "INSERT OR REPLACE INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)", &st);
+	rc = prep(s, "INSERT INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "names");
 	for (size_t i = 0; i < d->nnames && !rc; i++) {
 		const struct idx_name *n = &d->names[i];
+		/* an entry another document still holds is stale: it moved here */
+		if (!s->bulk && (rc = drop_name(s, n->parent, n->name, n->name_len)))
+			break;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, (int64_t)ino);
 		sqlite3_bind_int64(st, 2, (int64_t)n->parent);
@@ -429,6 +471,8 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		sqlite3_bind_blob(st, 4, n->path, (int)n->path_len, SQLITE_STATIC);
 		rc = sq_err(s, sqlite3_step(st), "names");
 		char *u = to_utf8(n->name, n->name_len), *pu = to_utf8(n->path, n->path_len);
+		if (!rc && u)
+			rc = put_name_fts(s, sqlite3_last_insert_rowid(s->db), u);
 		if (!rc && (!u || !pu || append(&names, &nlen, u) || append(&paths, &plen, pu)))
 			rc = -ENOMEM;
 		free(u);
@@ -800,12 +844,17 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 			put(b, ")");
 			return;
 		}
-		q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+		q = fts_quote(n->value, NULL);
 		if (!q) {
 			b->err = -ENOMEM;
 			return;
 		}
-		put(b, "d.ino IN (SELECT rowid FROM fts WHERE fts MATCH ");
+		if (n->f == QF_NAME) {
+			/* the name being listed holds the word */
+			put(b, "n.id IN (SELECT rowid FROM fts_names WHERE fts_names MATCH ");
+		} else {
+			put(b, "d.ino IN (SELECT rowid FROM fts WHERE fts MATCH ");
+		}
 		p_text(b, q, strlen(q), 2);
 		put(b, ")");
 		free(q);
@@ -886,9 +935,9 @@ static void rank_terms(const struct q_node *n, char **acc, size_t *len)
 		rank_terms(n->right, acc, len);
 		return;
 	}
-	if (n->f != QF_TEXT && !(n->f == QF_NAME && !n->glob))
+	if (n->f != QF_TEXT)
 		return;
-	char *q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+	char *q = fts_quote(n->value, NULL);
 	if (!q)
 		return;
 	size_t ql = strlen(q);
@@ -914,9 +963,9 @@ static void and_text_terms(const struct q_node *n, char **acc, size_t *len)
 		and_text_terms(n->right, acc, len);
 		return;
 	}
-	if (n->kind != Q_TERM || (n->f != QF_TEXT && !(n->f == QF_NAME && !n->glob)))
+	if (n->kind != Q_TERM || n->f != QF_TEXT)
 		return;
-	char *q = fts_quote(n->value, n->f == QF_NAME ? "name" : NULL);
+	char *q = fts_quote(n->value, NULL);
 	if (!q)
 		return;
 	size_t ql = strlen(q);
@@ -1168,6 +1217,64 @@ static const struct idx_backend_ops sqlite_ops = {
 	.close = sq_close,
 };
 
+static void unlink_sidecars(const char *path)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+}
+
+int idx_sqlite_install(const char *tmp, const char *path)
+{
+	struct idx_backend *live;
+	char err[512] = "";
+	if (idx_sqlite_open(path, 0, &live, err, sizeof err) == 0) {
+		/* Others may have path open, with its -wal and -shm: renaming
+		 * a new file under them would pair it with the old log. Copy it
+		 * in instead, in one write transaction of the live database. */
+		live->ops->close(live);
+		sqlite3 *dst = NULL, *src = NULL;
+		int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_open_v2(tmp, &src, SQLITE_OPEN_READONLY, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_busy_timeout(dst, 30000);
+			sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src, "main");
+			if (!bk) {
+				rc = sqlite3_errcode(dst);
+			} else {
+				for (int tries = 0; tries < 600; tries++) {
+					rc = sqlite3_backup_step(bk, -1);
+					if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+						break;
+					mfs_sleep_us(50000);
+				}
+				sqlite3_backup_finish(bk);
+				if (rc == SQLITE_DONE)
+					rc = SQLITE_OK;
+			}
+		}
+		if (rc != SQLITE_OK)
+			log_error("cannot install the rebuilt index at %s: %s", path,
+				  dst ? sqlite3_errmsg(dst) : "cannot open");
+		sqlite3_close_v2(src);
+		sqlite3_close_v2(dst);
+		unlink(tmp);
+		unlink_sidecars(tmp);
+		return rc == SQLITE_OK ? 0 : (rc == SQLITE_FULL ? -ENOSPC : -EIO);
+	}
+	/* nothing usable there: its leftover log must not meet the new file */
+	unlink_sidecars(path);
+	if (rename(tmp, path) != 0) {
+		int e = -errno;
+		unlink(tmp);
+		return e;
+	}
+	return 0;
+}
+
 long idx_sqlite_compare(const char *have, const char *want,
 			void (*cb)(void *arg, const char *what, uint64_t ino, const char *detail), void *arg)
 {
@@ -1227,9 +1334,10 @@ long idx_sqlite_compare(const char *have, const char *want,
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen)
 {
 	bool create = flags & IDX_OPEN_CREATE, ro = flags & IDX_OPEN_READONLY;
-	if (!create && access(path, F_OK) != 0) {
-		snprintf(err, errlen, "%s: no index", path);
-		return -ENOENT;
+	if (!create && access(path, ro ? R_OK : R_OK | W_OK) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, e == ENOENT ? "no index" : strerror(e));
+		return e == ENOENT ? -ENOENT : -e;
 	}
 	struct sq *s = calloc(1, sizeof *s);
 	if (!s)

@@ -342,8 +342,12 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 		if (rc)
 			return rc;
 	}
+	/* the index may have been replaced by a rebuild: its cursor rules */
+	int rc = ix->be->ops->cursor(ix->be, &ix->cursor);
+	if (rc)
+		return rc;
 	struct batch b = { .max = max ? max : BATCH };
-	int rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
+	rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
 	if (rc || b.records == 0) {
 		free(b.v);
 		return rc;
@@ -627,14 +631,10 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 		    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg)
 {
 	struct store *s = v->store;
+	/* a name of its own: a daemon and `metafs reindex` may both build */
+	static _Atomic unsigned serial;
 	char tmp[4096], err[512] = "";
-	snprintf(tmp, sizeof tmp, "%s.new", path);
-	unlink(tmp);
-	char wal[4200];
-	snprintf(wal, sizeof wal, "%s-wal", tmp);
-	unlink(wal);
-	snprintf(wal, sizeof wal, "%s-shm", tmp);
-	unlink(wal);
+	snprintf(tmp, sizeof tmp, "%s.new.%d.%u", path, (int)getpid(), serial++);
 	if (v->readonly && s->ops->catch_up(s))
 		return -EIO;
 	/* changes after this point are applied again by the indexer: harmless,
@@ -672,10 +672,9 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 	free(r.names);
 	free(r.xs);
 	free(r.arena);
-	if (!rc && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
+	if (!rc)
+		return idx_sqlite_install(tmp, path);
+	unlink(tmp);
 	return rc;
 }
 

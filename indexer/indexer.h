@@ -120,6 +120,11 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 long idx_sqlite_compare(const char *have, const char *want,
 			void (*cb)(void *arg, const char *what, uint64_t ino, const char *detail), void *arg);
 
+/* Puts the index built at tmp in place at path, safely for readers and a
+ * writer that have path open: copied in one transaction when path is a
+ * usable index, renamed over it otherwise. Removes tmp. */
+int idx_sqlite_install(const char *tmp, const char *path);
+
 /* ---------------------------------------------------------------- indexer */
 
 struct indexer;

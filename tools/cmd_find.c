@@ -207,6 +207,8 @@ static int add_field(void *arg, const char *key, const double *num, const char *
 static int on_hit(void *arg, const struct idx_hit *h)
 {
 	struct run *r = arg;
+	if (r->limit >= 0 && r->shown >= r->limit)
+		return 1;
 	if (!r->root) {
 		/* list the directory (read + search), and reach it */
 		struct idx_hit dir;
@@ -289,6 +291,8 @@ static int on_hit(void *arg, const struct idx_hit *h)
 		mfs_format_time(h->ctime, ts, sizeof ts);
 		json_object_set_new(o, "ctime", json_string(ts));
 		json_object_set_new(o, "score", json_real(h->score));
+		json_object_set_new(o, "xattrs", json_object());
+		json_object_set_new(o, "tags", json_array());
 		r->be->ops->fields_of(r->be, h->ino, add_field, o);
 		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (s)
@@ -510,8 +514,23 @@ int cmd_find(int argc, char **argv)
 
 	char ipath[PATH_MAX], err[1024] = "";
 	indexer_default_path(targets[0].vol, ipath, sizeof ipath);
+	int epos = 0;
+	if (q_parse(query, &q, err, sizeof err, &epos)) {
+		die_msg("find: %s", err);
+		rc = 2;
+		goto out;
+	}
 	int orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err);
-	if (orc == -ENOENT) {
+	/* a volume just mounted may still be building its first index */
+	for (int64_t until = mfs_now_ns() + (int64_t)(timeout * 1e9); consistent && orc == -ENOENT && mfs_now_ns() < until;) {
+		mfs_sleep_us(50000);
+		orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err);
+	}
+	if (orc == -EACCES) {
+		die_msg("cannot read the search index of %s: permission denied (metafs find reads %s, "
+			"inside the volume directory)", targets[0].vol, ipath);
+		goto out;
+	} else if (orc == -ENOENT) {
 		die_msg("%s has no search index yet (mount it, or run: metafs reindex %s)", targets[0].vol,
 			targets[0].vol);
 		goto out;
@@ -520,15 +539,14 @@ int cmd_find(int argc, char **argv)
 			targets[0].vol);
 		goto out;
 	}
-	int epos = 0;
-	if (q_parse(query, &q, err, sizeof err, &epos) ||
-	    q_resolve(q, mfs_now_ns(), has_attr_cb, be, err, sizeof err, &epos)) {
+	/* wait first: a field set just before the query must be known */
+	if (consistent && wait_consistent(be, targets[0].vol, timeout))
+		goto out;
+	if (q_resolve(q, mfs_now_ns(), has_attr_cb, be, err, sizeof err, &epos)) {
 		die_msg("find: %s", err);
 		rc = 2;
 		goto out;
 	}
-	if (consistent && wait_consistent(be, targets[0].vol, timeout))
-		goto out;
 
 	r.be = be;
 	r.t = &targets[0];
