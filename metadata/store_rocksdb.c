@@ -1161,11 +1161,17 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return remove(path);
 }
 
+static int r_make_room(struct store *st);
+
 static void r_close(struct store *st)
 {
 	struct rocks_store *s = RS(st);
 	if (!s)
 		return;
+	/* Flushed memtables make every log file obsolete: the next open
+	 * replays nothing, and the files are deleted now, not never. */
+	if (s->tdb && s->cf[0] && r_make_room(st) != 0)
+		log_warn("rocksdb: flush at close failed; the next open replays the log");
 	for (int i = 0; i < s->npool; i++)
 		rocksdb_transaction_destroy(s->pool[i]);
 	for (int i = 0; i < CF_COUNT; i++)
@@ -1259,6 +1265,10 @@ static void setup_options(struct rocks_store *s, int flags)
 	rocksdb_options_set_create_if_missing(s->opts, (flags & STORE_OPEN_CREATE) ? 1 : 0);
 	rocksdb_options_set_error_if_exists(s->opts, (flags & STORE_OPEN_CREATE) ? 1 : 0);
 	rocksdb_options_set_create_missing_column_families(s->opts, (flags & STORE_OPEN_CREATE) ? 1 : 0);
+	/* A log file is deleted only once every column family has flushed past
+	 * it; a family written rarely would keep old logs forever. Past this
+	 * total, the family holding the oldest log is flushed. */
+	rocksdb_options_set_max_total_wal_size(s->opts, 64u << 20);
 	/* Two cores: background flushes and compactions share them with the daemon. */
 	rocksdb_options_set_max_background_jobs(s->opts, 2);
 	if (flags & STORE_OPEN_READONLY)
