@@ -1193,6 +1193,8 @@ static void sq_close(struct idx_backend *b)
 		return;
 	for (int i = 0; i < s->ncache; i++)
 		sqlite3_finalize(s->cache[i].st);
+	if (s->bulk)
+		exec(s, "PRAGMA journal_mode=WAL");
 	sqlite3_close_v2(s->db);
 	free(s);
 }
@@ -1353,11 +1355,18 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 	}
 	/* a reader waits out the writer's commits rather than failing */
 	sqlite3_busy_timeout(s->db, 10000);
+	/* Pages through the kernel's cache instead of read() calls, and a
+	 * writer's cache big enough for the upper levels of every B-tree of
+	 * a million-file index: the default 2 MiB makes each insert a read. */
+	exec(s, ro ? "PRAGMA mmap_size=4294967296" : "PRAGMA mmap_size=4294967296; PRAGMA cache_size=-262144;"
+						     " PRAGMA temp_store=MEMORY");
 	int r = 0;
 	if (create) {
 		r = exec(s, schema);
 		if (!r && (flags & IDX_OPEN_BULK)) {
-			r = exec(s, "PRAGMA synchronous=OFF");
+			/* a file nobody reads until it is complete: no log, no
+			 * syncs; it returns to WAL mode when closed */
+			r = exec(s, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF");
 			s->bulk = true;
 		}
 		if (!r) {
