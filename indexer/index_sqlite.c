@@ -719,6 +719,7 @@ struct sqlbuf {
 	} p[256];
 	int np;
 	int err;
+	const struct q_node *skip; /* the term the FROM clause already applies */
 };
 
 static void put(struct sqlbuf *b, const char *text)
@@ -811,10 +812,29 @@ static void cmp(struct sqlbuf *b, const char *col, const struct q_node *t, bool 
 	put(b, ")");
 }
 
+/* The value condition of an xattr-field term, on the attrs columns. */
+static void attr_cond(struct sqlbuf *b, const struct q_node *n, const char *num_col, const char *str_col)
+{
+	if (n->vtype == QV_NUMBER || (n->vtype == QV_BOOL && n->op != QOP_MATCH)) {
+		cmp(b, num_col, n, true);
+	} else {
+		put(b, str_col);
+		put(b, " = ");
+		if (n->vtype == QV_BOOL)
+			p_text(b, n->num ? "true" : "false", n->num ? 4 : 5, 2);
+		else
+			p_text(b, n->value, strlen(n->value), 2);
+	}
+}
+
 static void compile(struct sqlbuf *b, const struct q_node *n)
 {
 	if (b->err)
 		return;
+	if (n == b->skip) {
+		put(b, "1");
+		return;
+	}
 	switch (n->kind) {
 	case Q_AND:
 	case Q_OR:
@@ -909,15 +929,7 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 		put(b, "d.ino IN (SELECT ino FROM attrs WHERE key = ");
 		p_text(b, n->attr, strlen(n->attr), 2);
 		put(b, " AND ");
-		if (n->vtype == QV_NUMBER || (n->vtype == QV_BOOL && n->op != QOP_MATCH)) {
-			cmp(b, "num", n, true);
-		} else if (n->vtype == QV_BOOL) {
-			put(b, "str = ");
-			p_text(b, n->num ? "true" : "false", n->num ? 4 : 5, 2);
-		} else {
-			put(b, "str = ");
-			p_text(b, n->value, strlen(n->value), 2);
-		}
+		attr_cond(b, n, "num", "str");
 		put(b, ")");
 		return;
 	}
@@ -950,6 +962,20 @@ static void rank_terms(const struct q_node *n, char **acc, size_t *len)
 		*acc = na;
 	}
 	free(q);
+}
+
+/* A tag or xattr-field term that every result must satisfy (one of the
+ * top-level AND chain), tags first: its index can drive the query, so the
+ * first results come without gathering every match beforehand. */
+static const struct q_node *pick_driver(const struct q_node *n, enum q_field f)
+{
+	if (!n)
+		return NULL;
+	if (n->kind == Q_AND) {
+		const struct q_node *d = pick_driver(n->left, f);
+		return d ? d : pick_driver(n->right, f);
+	}
+	return n->kind == Q_TERM && n->f == f ? n : NULL;
 }
 
 /* The words every result must hold: positive text terms of the top-level
@@ -1012,8 +1038,28 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 	size_t rlen = 0, dlen = 0;
 	rank_terms(q, &rank, &rlen);
 	and_text_terms(q, &drive, &dlen);
-	put(b, "SELECT d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
-	if (drive) {
+	const struct q_node *driver = NULL;
+	if (!drive && !rank) {
+		driver = pick_driver(q, QF_TAG);
+		if (!driver)
+			driver = pick_driver(q, QF_ATTR);
+	}
+	/* an array field can match one document several times */
+	put(b, driver && driver->f == QF_ATTR ? "SELECT DISTINCT " : "SELECT ");
+	put(b, "d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
+	if (driver && driver->f == QF_TAG) {
+		put(b, "0 AS score FROM tags t JOIN docs d ON d.ino = t.ino JOIN names n ON n.ino = d.ino WHERE t.tag = ");
+		p_text(b, driver->value, strlen(driver->value), 2);
+		put(b, " AND ");
+		b->skip = driver;
+	} else if (driver) {
+		put(b, "0 AS score FROM attrs a JOIN docs d ON d.ino = a.ino JOIN names n ON n.ino = d.ino WHERE a.key = ");
+		p_text(b, driver->attr, strlen(driver->attr), 2);
+		put(b, " AND ");
+		attr_cond(b, driver, "a.num", "a.str");
+		put(b, " AND ");
+		b->skip = driver;
+	} else if (drive) {
 		/* every result holds these words: start from the text index,
 		 * which also gives the ranking */
 		put(b, "-bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts JOIN docs d ON d.ino = fts.rowid"

@@ -342,23 +342,34 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 		if (rc)
 			return rc;
 	}
-	/* the index may have been replaced by a rebuild: its cursor rules */
+	/* a cheap look first: is anything past the cursor? */
 	int rc = ix->be->ops->cursor(ix->be, &ix->cursor);
-	if (rc)
+	uint64_t first, last;
+	if (!rc)
+		rc = s->ops->changelog_bounds(s, &first, &last);
+	if (rc || last <= ix->cursor)
+		return rc;
+	/* The cursor is read again inside the write transaction: a rebuild
+	 * installed meanwhile brings its own, and the batch must start there
+	 * (read outside, records between the two cursors would be skipped). */
+	if ((rc = ix->be->ops->begin(ix->be)))
 		return rc;
 	struct batch b = { .max = max ? max : BATCH };
-	rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
+	rc = ix->be->ops->cursor(ix->be, &ix->cursor);
+	if (!rc)
+		rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
 	if (rc || b.records == 0) {
+		ix->be->ops->rollback(ix->be);
 		free(b.v);
 		return rc;
 	}
 	struct store_txn *t;
 	if ((rc = s->ops->begin_read(s, &t))) {
+		ix->be->ops->rollback(ix->be);
 		free(b.v);
 		return rc;
 	}
 	struct path_cache cache = { .n = 0 };
-	rc = ix->be->ops->begin(ix->be);
 	/* directories first, so that the moves of subtrees are done before
 	 * the documents inside them are rewritten */
 	for (int pass = 0; pass < 2 && !rc; pass++)
