@@ -427,6 +427,8 @@ int cmd_find(int argc, char **argv)
 			else if (!strcmp(optarg, "path")) qo.sort = IDX_SORT_PATH;
 			else {
 				die_msg("--sort %s: use score, name, size, mtime or path", optarg);
+				free(opts);
+				free(words);
 				return 2;
 			}
 			break;
@@ -435,6 +437,8 @@ int cmd_find(int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 			if (*end || v < 0) {
 				die_msg("--limit %s: not a count", optarg);
+				free(opts);
+				free(words);
 				return 2;
 			}
 			r.limit = v;
@@ -445,14 +449,20 @@ int cmd_find(int argc, char **argv)
 			timeout = strtod(optarg, &end);
 			if (*end || timeout < 0) {
 				die_msg("--timeout %s: not a number of seconds", optarg);
+				free(opts);
+				free(words);
 				return 2;
 			}
 			break;
 		}
 		case 'h':
 			fputs(usage_text, stdout);
+			free(opts);
+			free(words);
 			return 0;
 		default:
+			free(opts);
+			free(words);
 			return 2;
 		}
 	}
@@ -466,14 +476,17 @@ int cmd_find(int argc, char **argv)
 		first_q++;
 	if (first_q >= argc) {
 		die_msg("find: no query (try: metafs find --help)");
+		free(words);
 		return 2;
 	}
 	size_t qlen = 0;
 	for (int i = first_q; i < argc; i++)
 		qlen += strlen(argv[i]) + 1;
 	char *query = malloc(qlen + 1);
-	if (!query)
+	if (!query) {
+		free(words);
 		return 1;
+	}
 	query[0] = '\0';
 	for (int i = first_q; i < argc; i++) {
 		if (i > first_q)

@@ -501,7 +501,8 @@ killed=0
 for _ in $(seq 1 300); do
     n=$( (cd / && "$METAFS" find "$MNT2/burst" --count 'type:f') 2>/dev/null || echo 0)
     if [ "$n" -ge 500 ]; then
-        kill -0 "$BPID" 2>/dev/null || break
+        # mid-stream for the indexer, whether or not the burst has ended
+        [ "$n" -lt 5000 ] || break
         kill -9 "$IPID" && killed=1
         { wait "$IPID"; } 2>/dev/null || true
         break
