@@ -775,14 +775,12 @@ static void p_text(struct sqlbuf *b, const char *t, size_t len, int kind)
 }
 
 /* An FTS5 string: double quotes doubled. */
-static char *fts_quote(const char *v, const char *column)
+static char *fts_quote(const char *v)
 {
 	size_t n = strlen(v);
-	char *out = malloc(n * 2 + strlen(column ? column : "") + 8), *q = out;
+	char *out = malloc(n * 2 + 3), *q = out;
 	if (!out)
 		return NULL;
-	if (column)
-		q += sprintf(q, "%s : ", column);
 	*q++ = '"';
 	for (const char *p = v; *p; p++) {
 		if (*p == '"')
@@ -864,7 +862,7 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 			put(b, ")");
 			return;
 		}
-		q = fts_quote(n->value, NULL);
+		q = fts_quote(n->value);
 		if (!q) {
 			b->err = -ENOMEM;
 			return;
@@ -935,28 +933,31 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 	}
 }
 
-/* Free words outside any NOT give the ranking. */
-static void rank_terms(const struct q_node *n, char **acc, size_t *len)
+/*
+ * Free words as one FTS5 query, joined by sep. Through AND only, they are
+ * the words every result must hold (the query can start from the text
+ * index); through OR too, they are what ranks the results. Words under a
+ * NOT never count.
+ */
+static void collect_words(const struct q_node *n, bool through_or, const char *sep, char **acc, size_t *len)
 {
-	if (!n)
+	if (!n || n->kind == Q_NOT)
 		return;
-	if (n->kind == Q_NOT)
-		return;
-	if (n->kind != Q_TERM) {
-		rank_terms(n->left, acc, len);
-		rank_terms(n->right, acc, len);
+	if (n->kind == Q_AND || (n->kind == Q_OR && through_or)) {
+		collect_words(n->left, through_or, sep, acc, len);
+		collect_words(n->right, through_or, sep, acc, len);
 		return;
 	}
-	if (n->f != QF_TEXT)
+	if (n->kind != Q_TERM || n->f != QF_TEXT)
 		return;
-	char *q = fts_quote(n->value, NULL);
+	char *q = fts_quote(n->value);
 	if (!q)
 		return;
-	size_t ql = strlen(q);
-	char *na = realloc(*acc, *len + ql + 5);
+	size_t ql = strlen(q), sl = strlen(sep);
+	char *na = realloc(*acc, *len + sl + ql + 1);
 	if (na) {
 		if (*len)
-			memcpy(na + *len, " OR ", 4), *len += 4;
+			memcpy(na + *len, sep, sl), *len += sl;
 		memcpy(na + *len, q, ql + 1);
 		*len += ql;
 		*acc = na;
@@ -976,34 +977,6 @@ static const struct q_node *pick_driver(const struct q_node *n, enum q_field f)
 		return d ? d : pick_driver(n->right, f);
 	}
 	return n->kind == Q_TERM && n->f == f ? n : NULL;
-}
-
-/* The words every result must hold: positive text terms of the top-level
- * AND chain, as one FTS5 query. */
-static void and_text_terms(const struct q_node *n, char **acc, size_t *len)
-{
-	if (!n)
-		return;
-	if (n->kind == Q_AND) {
-		and_text_terms(n->left, acc, len);
-		and_text_terms(n->right, acc, len);
-		return;
-	}
-	if (n->kind != Q_TERM || n->f != QF_TEXT)
-		return;
-	char *q = fts_quote(n->value, NULL);
-	if (!q)
-		return;
-	size_t ql = strlen(q);
-	char *na = realloc(*acc, *len + ql + 6);
-	if (na) {
-		if (*len)
-			memcpy(na + *len, " AND ", 5), *len += 5;
-		memcpy(na + *len, q, ql + 1);
-		*len += ql;
-		*acc = na;
-	}
-	free(q);
 }
 
 static int bind_all(sqlite3_stmt *st, struct sqlbuf *b)
@@ -1036,8 +1009,8 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 		return -ENOMEM;
 	char *rank = NULL, *drive = NULL;
 	size_t rlen = 0, dlen = 0;
-	rank_terms(q, &rank, &rlen);
-	and_text_terms(q, &drive, &dlen);
+	collect_words(q, true, " OR ", &rank, &rlen);
+	collect_words(q, false, " AND ", &drive, &dlen);
 	const struct q_node *driver = NULL;
 	if (!drive && !rank) {
 		driver = pick_driver(q, QF_TAG);

@@ -16,20 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *type_name(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: return "file";
-	case S_IFDIR: return "dir";
-	case S_IFLNK: return "symlink";
-	case S_IFIFO: return "fifo";
-	case S_IFSOCK: return "socket";
-	case S_IFCHR: return "chardev";
-	case S_IFBLK: return "blockdev";
-	default: return "unknown";
-	}
-}
-
 /* Bytes as a JSON string when they are UTF-8, else as base64 under key_base64. */
 static void set_bytes(json_t *o, const char *key, const void *data, size_t len)
 {

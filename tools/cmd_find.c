@@ -124,20 +124,6 @@ struct run {
 	struct dir_memo memo;
 };
 
-static const char *type_word(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: return "file";
-	case S_IFDIR: return "dir";
-	case S_IFLNK: return "symlink";
-	case S_IFIFO: return "fifo";
-	case S_IFSOCK: return "socket";
-	case S_IFCHR: return "chardev";
-	case S_IFBLK: return "blockdev";
-	default: return "unknown";
-	}
-}
-
 static void mode_string(uint32_t m, char out[11])
 {
 	static const char types[] = "?pc?d?b?-?l?s???";
@@ -273,7 +259,7 @@ static int on_hit(void *arg, const struct idx_hit *h)
 		free(full);
 		char ts[64], user[64], group[64], mode[8];
 		json_object_set_new(o, "ino", json_integer((json_int_t)h->ino));
-		json_object_set_new(o, "type", json_string(type_word(h->mode)));
+		json_object_set_new(o, "type", json_string(type_name(h->mode)));
 		json_object_set_new(o, "size", json_integer((json_int_t)h->size));
 		snprintf(mode, sizeof mode, "%04o", h->mode & 07777);
 		json_object_set_new(o, "mode", json_string(mode));

@@ -10,6 +10,20 @@
 #define METAFS_VERSION "0.1.0"
 #endif
 
+const char *type_name(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return "file";
+	case S_IFDIR: return "dir";
+	case S_IFLNK: return "symlink";
+	case S_IFIFO: return "fifo";
+	case S_IFSOCK: return "socket";
+	case S_IFCHR: return "chardev";
+	case S_IFBLK: return "blockdev";
+	default: return "unknown";
+	}
+}
+
 void die_msg(const char *fmt, ...)
 {
 	va_list ap;

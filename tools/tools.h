@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 int cmd_format(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
@@ -20,6 +21,9 @@ int cmd_reindex(int argc, char **argv);
 int resolve_volume(const char *arg, char *out, size_t outlen);
 /* The same, also giving the mountpoint ("" when arg names a volume). */
 int resolve_target(const char *arg, char *vol, size_t vollen, char *mnt, size_t mntlen);
+
+/* "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev" */
+const char *type_name(uint32_t mode);
 
 /* Prints "metafs: <message>" on stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
