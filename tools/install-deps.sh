@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs, from Debian's archive, whatever metafs needs to build, mount and
-# test that this machine does not have yet. Safe to run again.
+# test that this machine does not have yet, and any extra Debian packages
+# named on the command line (the benchmarks name theirs). Safe to run again.
+#   tools/install-deps.sh [PACKAGE...]
 set -euo pipefail
 
 PKGS=(gcc pkg-config meson ninja-build fuse3 libfuse3-dev librocksdb-dev libssl-dev
-      libjansson-dev libsqlite3-dev clang attr git python3 tar diffutils coreutils procps)
+      libjansson-dev libsqlite3-dev clang attr git python3 tar diffutils coreutils procps "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do
