@@ -4,8 +4,9 @@
  *
  * Files up to the volume's inline threshold keep their bytes in one inline
  * record beside the inode; larger files are cut into fixed-size chunks keyed
- * by index. Every record carries a SHA-256 of its payload, verified on each
- * read: a mismatch is -EIO and a log line. A record's payload may be shorter
+ * by index. Every record carries a checksum of each 4 KiB block of its
+ * payload, verified on each read of that block: a mismatch is -EIO and a
+ * log line. A record's payload may be shorter
  * than the range it covers: the rest reads as zeros, and a chunk that was
  * never written (a hole) has no record at all.
  */
@@ -35,9 +36,16 @@ int bs_punch(struct store_txn *t, const struct bs_config *c, struct inode_rec *i
 int bs_free(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in);
 
 /* Record framing, exposed for fsck and tests. */
-#define BS_HEADER_LEN 33
 int bs_frame(const void *payload, size_t len, unsigned char **out, size_t *out_len);
-/* Verifies a framed record; on success points *payload into rec. */
+/* The bytes of header in front of a payload of payload_len bytes. */
+size_t bs_header_len(size_t payload_len);
+/* Where a framed record's payload starts, or -EIO if it is not a frame. */
+int bs_payload_offset(const void *rec, size_t rec_len);
+/* Verifies a framed record whole; on success points *payload into rec. */
 int bs_unframe(const void *rec, size_t rec_len, const void **payload, size_t *len);
+/* The same, verifying only the checksummed blocks that overlap [from, to)
+ * of the payload (records of format 1 are verified whole). */
+int bs_unframe_range(const void *rec, size_t rec_len, size_t from, size_t to, const void **payload,
+		     size_t *len);
 
 #endif

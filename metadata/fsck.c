@@ -476,11 +476,12 @@ static int on_data(void *arg, uint64_t ino, bool chunk, uint64_t idx, const void
 		x->has_inline = true;
 	const void *pl;
 	size_t plen;
-	if (len < BS_HEADER_LEN || (f->o->scrub && bs_unframe(val, len, &pl, &plen) != 0))
+	int hdr = bs_payload_offset(val, len);
+	if (hdr < 0 || (f->o->scrub && bs_unframe(val, len, &pl, &plen) != 0))
 		issue(f, "checksum", ino, false, "%s %llu fails its checksum: its bytes read as EIO",
 		      chunk ? "chunk" : "inline data", (unsigned long long)idx);
 	else if (f->o->scrub)
-		f->r->scrubbed_bytes += len - BS_HEADER_LEN;
+		f->r->scrubbed_bytes += len - (size_t)hdr;
 	return 0;
 }
 

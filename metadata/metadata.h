@@ -202,6 +202,11 @@ struct store_ops {
 	int (*inline_del)(struct store_txn *t, uint64_t ino);
 
 	int (*chunk_get)(struct store_txn *t, uint64_t ino, uint64_t idx, void **val, size_t *len);
+	/* Calls fn with the stored record in place, without a copy, and
+	 * returns what fn returns (-ENOENT when there is no record): a small
+	 * read of a large chunk then copies only what it returns. */
+	int (*chunk_view)(struct store_txn *t, uint64_t ino, uint64_t idx,
+			  int (*fn)(void *arg, const void *rec, size_t len), void *arg);
 	int (*chunk_put)(struct store_txn *t, uint64_t ino, uint64_t idx, const void *val, size_t len);
 	int (*chunk_del)(struct store_txn *t, uint64_t ino, uint64_t idx);
 	int (*chunk_list)(struct store_txn *t, uint64_t ino, uint64_t from, chunk_list_cb cb, void *arg);

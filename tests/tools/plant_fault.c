@@ -92,9 +92,10 @@ int main(int argc, char **argv)
 		size_t len;
 		bool chunk = in.flags & INODE_F_CHUNKED;
 		int rc = chunk ? s->ops->chunk_get(t, ino, 0, &rec, &len) : s->ops->inline_get(t, ino, &rec, &len);
-		if (rc || len <= BS_HEADER_LEN)
+		int hdr = rc ? -1 : bs_payload_offset(rec, len);
+		if (hdr < 0 || len <= (size_t)hdr)
 			return 2;
-		((unsigned char *)rec)[BS_HEADER_LEN + (len - BS_HEADER_LEN) / 2] ^= 0x10;
+		((unsigned char *)rec)[hdr + (len - hdr) / 2] ^= 0x10;
 		if (chunk)
 			s->ops->chunk_put(t, ino, 0, rec, len);
 		else

@@ -6,6 +6,7 @@
 #include "blockstore.h"
 
 #include <linux/falloc.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #define INLINE 1024u
@@ -156,19 +157,20 @@ static void test_checksum(struct mfs_volume *v)
 	void *rec;
 	size_t len;
 	s->ops->chunk_get(t, f, 1, &rec, &len);
-	((unsigned char *)rec)[BS_HEADER_LEN + 10] ^= 0x40; /* flip one bit */
+	((unsigned char *)rec)[bs_payload_offset(rec, len) + 10] ^= 0x40; /* flip one bit */
 	s->ops->chunk_put(t, f, 1, rec, len);
 	free(rec);
 	s->ops->commit(t);
 	char rd[CHUNK];
 	CHECK(ns_read(v, f, 0, CHUNK, rd) == CHUNK, "an intact chunk still reads");
 	CHECK(ns_read(v, f, CHUNK, CHUNK, rd) == -EIO, "a flipped bit in a chunk is an EIO, not bad data");
+	CHECK(ns_read(v, f, CHUNK + 5, 10, rd) == -EIO, "so is a small read of the damaged block");
 
 	uint64_t g = mkfile(v, "corrupt-inline");
 	wr(v, g, 0, "hello", 5);
 	s->ops->begin(s, &t);
 	s->ops->inline_get(t, g, &rec, &len);
-	((unsigned char *)rec)[BS_HEADER_LEN] ^= 1;
+	((unsigned char *)rec)[bs_payload_offset(rec, len)] ^= 1;
 	s->ops->inline_put(t, g, rec, len);
 	free(rec);
 	s->ops->commit(t);
@@ -183,6 +185,47 @@ static uint64_t rnd(void)
 	rnd_state ^= rnd_state >> 7;
 	rnd_state ^= rnd_state << 17;
 	return rnd_state;
+}
+
+/* Frames checksum each 4 KiB block: a read verifies the blocks it returns,
+ * and records written in the first format (one SHA-256) still read. */
+static void test_frames(void)
+{
+	char payload[3 * 4096 + 100];
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (char)(i * 7);
+	unsigned char *rec;
+	size_t len;
+	CHECK(bs_frame(payload, sizeof payload, &rec, &len) == 0, "a payload is framed");
+	int h = bs_payload_offset(rec, len);
+	CHECK(h > 0 && (size_t)h == bs_header_len(sizeof payload) && len == h + sizeof payload,
+	      "the header holds one checksum per block");
+	const void *pl;
+	size_t plen;
+	CHECK(bs_unframe(rec, len, &pl, &plen) == 0 && plen == sizeof payload &&
+		      memcmp(pl, payload, plen) == 0, "an intact frame verifies");
+	rec[h + 4096 + 17] ^= 1; /* damage block 1 */
+	CHECK(bs_unframe(rec, len, &pl, &plen) == -EIO, "a damaged frame fails whole");
+	CHECK(bs_unframe_range(rec, len, 0, 4096, &pl, &plen) == 0, "block 0 still verifies");
+	CHECK(bs_unframe_range(rec, len, 2 * 4096, sizeof payload, &pl, &plen) == 0, "so do blocks 2 and 3");
+	CHECK(bs_unframe_range(rec, len, 4000, 4100, &pl, &plen) == -EIO, "a range touching block 1 fails");
+	rec[h + 4096 + 17] ^= 1;
+	rec[2] ^= 1; /* the length no longer matches the record */
+	CHECK(bs_payload_offset(rec, len) == -EIO && bs_unframe(rec, len, &pl, &plen) == -EIO,
+	      "a header that disagrees with the record's size is rejected");
+	free(rec);
+	CHECK(bs_frame("", 0, &rec, &len) == 0 && bs_unframe(rec, len, &pl, &plen) == 0 && plen == 0,
+	      "an empty payload frames and verifies");
+	free(rec);
+
+	/* format 1: [1][SHA-256][payload] */
+	unsigned char old[33 + 5] = { 1 };
+	memcpy(old + 33, "hello", 5);
+	EVP_Digest("hello", 5, old + 1, NULL, EVP_sha256(), NULL);
+	CHECK(bs_unframe_range(old, sizeof old, 0, 1, &pl, &plen) == 0 && plen == 5 &&
+		      memcmp(pl, "hello", 5) == 0, "a format-1 record still reads");
+	old[35] ^= 1;
+	CHECK(bs_unframe_range(old, sizeof old, 0, 1, &pl, &plen) == -EIO, "and its checksum still counts");
 }
 
 static void test_differential(struct mfs_volume *v)
@@ -253,6 +296,7 @@ int main(void)
 	test_holes(v);
 	test_fallocate(v);
 	test_checksum(v);
+	test_frames();
 	test_differential(v);
 	mfs_close(v);
 	t_rmrf(dir);
