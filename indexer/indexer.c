@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define OPS(t) ((t)->store->ops)
@@ -799,6 +801,12 @@ static void *indexer_main(void *arg)
 	struct indexer *ix = NULL;
 	int64_t last_check = 0;
 	unsigned idle_ms = 0;
+	/* The filesystem's requests come first: on a busy volume the index
+	 * trails by a moment and catches up when the requests pause, instead
+	 * of taking a quarter of the CPU from every create and rename. (Linux
+	 * gives each thread its own nice value.) */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+		log_warn("the indexer thread keeps normal priority: %s", strerror(errno));
 	for (;;) {
 		pthread_mutex_lock(&it->lock);
 		bool stop = it->stop;
@@ -826,9 +834,9 @@ static void *indexer_main(void *arg)
 				break;
 			goto wait;
 		}
-		if (applied)
-			continue; /* more may be waiting */
-		if (stop)
+		if (applied == BATCH)
+			continue; /* a full batch: more is waiting */
+		if (stop && !applied)
 			break;
 		int64_t now = mfs_now_ns();
 		if (now - last_check > 1000000000LL) {
@@ -838,8 +846,9 @@ static void *indexer_main(void *arg)
 				ix = NULL;
 			}
 		}
-		/* idle: look again soon, so a change is findable well within
-		 * a second */
+		/* caught up: look again soon, so that a change is findable well
+		 * within a second, and late enough that a busy volume's changes
+		 * reach the index in batches rather than one transaction each */
 		idle_ms = 20;
 wait:
 		pthread_mutex_lock(&it->lock);
