@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -480,6 +481,8 @@ set yrange [0.01:100]
 set grid ytics
 set xtics rotate by -35 scale 0
 set key top left
+set rmargin 10
+set bmargin 9
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb 'black'
 plot {plot}
 """
@@ -520,6 +523,8 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run_fs: run as root (it mounts FUSE filesystems and drops the kernel's caches)")
 
+    # a SIGTERM unwinds like ^C, so that the filesystems are unmounted
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("run_fs: terminated"))
     work = tempfile.mkdtemp(prefix="metafs-bench-fs.", dir=args.dir)
     tarball = os.path.join(work, "source.tar")
     run(["tar", "-cf", tarball, "-C", os.path.dirname(sz["tar_src"]), os.path.basename(sz["tar_src"])])
@@ -560,6 +565,10 @@ def main():
                     for k, v in res.items():
                         samples[n].setdefault(k, []).append(v)
                     log("    " + ", ".join(f"{k}={v:.1f}" for k, v in sorted(res.items())))
+            if r + 1 < sz["runs"]:
+                # a long run that is stopped later still leaves its figures
+                summarize(samples, names, sz, r + 1, mode, args.out)
+                log(f"== the medians of {r + 1} run(s) are in {args.out}/fs.md")
     finally:
         for f in list(fss.values()) + list(listing.values()):
             try:
@@ -567,13 +576,17 @@ def main():
             except Exception as e:  # keep tearing down the others
                 log(f"unmounting {f.name}: {e}")
         shutil.rmtree(work, ignore_errors=True)
-    # RSS is a peak: report the largest, not the median
+    print(summarize(samples, names, sz, sz["runs"], mode, args.out))
+
+
+def summarize(samples, names, sz, runs_done, mode, out):
+    """Medians of the runs so far, written out; RSS is a peak, so the largest."""
     results = {n: {k: (max(v) if k.startswith("rss.") else statistics.median(v)) for k, v in s.items()}
                for n, s in samples.items()}
     u = os.uname()
     meta = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), host=u.nodename, kernel=u.release,
                 cpus=os.cpu_count())
-    print(report(results, names, sz, mode, args.out, meta))
+    return report(results, names, dict(sz, runs=runs_done), mode, out, meta)
 
 
 if __name__ == "__main__":

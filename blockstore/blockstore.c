@@ -528,7 +528,10 @@ int bs_punch(struct store_txn *t, const struct bs_config *c, struct inode_rec *i
 int bs_free(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in)
 {
 	int rc = t->store->ops->inline_del(t, in->ino);
-	if (!rc && (is_chunked(in) || S_ISREG(in->mode)))
+	/* only a chunked file has chunks (moving back inline drops them in
+	 * the same transaction); the scan is skipped for the many small files,
+	 * whose deletion it made a third dearer */
+	if (!rc && is_chunked(in))
 		rc = drop_chunks_from(t, in->ino, 0);
 	return rc;
 }
