@@ -151,7 +151,13 @@ class Filesystem:
     def unmount(self):
         if not is_mounted(self.mnt):
             return
-        run(["fusermount3", "-u", self.mnt])
+        # a process that has just exited may still hold the mount for a moment
+        for _ in range(100):
+            if subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            run(["fusermount3", "-u", self.mnt])
         if self.pid:
             wait_gone(self.pid, self.name)
         self.pid = None
@@ -368,7 +374,8 @@ def w_real(fs, sz, res, rss, tarball):
     repo = os.path.join(fs.mnt, "repo")
     os.mkdir(repo)
     run(["tar", "-xf", tarball, "-C", repo])
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    # no automatic gc: it would run detached, inside the mount, past the commit
+    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0"]
     run(git + ["init", "-q"])
     run(git + ["add", "-A"])
     run(git + ["commit", "-q", "-m", "import"])
