@@ -126,7 +126,6 @@ def is_mounted(mnt):
 
 class Filesystem:
     """One filesystem under test, rooted in its own directory of WORK."""
-    fuse = True
 
     def __init__(self, name, work):
         self.name = name
@@ -234,11 +233,6 @@ class FuseOverlayfs(Passthrough):
 
 
 class Ext4(Filesystem):
-    fuse = False
-
-    def start(self):
-        pass
-
     def mount(self):
         pass
 
@@ -247,9 +241,6 @@ class Ext4(Filesystem):
 
     def remount(self):
         drop_caches()
-
-    def peak_rss_mib(self):
-        return None
 
 
 MAKERS = {

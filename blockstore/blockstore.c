@@ -222,18 +222,19 @@ static bool is_chunked(const struct inode_rec *in)
 
 struct range_read {
 	uint64_t ino, idx;
+	bool chunk;
 	size_t off, n;
 	char *out;
 };
 
-/* Verifies and copies [off, off + n) of a chunk record, zeros past its payload. */
+/* Verifies and copies [off, off + n) of a record's payload, zeros past it. */
 static int read_range(void *arg, const void *rec, size_t rec_len)
 {
 	struct range_read *r = arg;
 	const void *pl;
 	size_t plen;
 	if (bs_unframe_range(rec, rec_len, r->off, r->off + r->n, &pl, &plen)) {
-		report_mismatch(r->ino, true, r->idx);
+		report_mismatch(r->ino, r->chunk, r->idx);
 		return -EIO;
 	}
 	size_t have = plen > r->off ? plen - r->off : 0;
@@ -264,20 +265,10 @@ ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct ino
 		}
 		if (rc)
 			return rc;
-		const void *pl;
-		size_t plen;
-		if (bs_unframe_range(rec, rec_len, (size_t)off, (size_t)off + size, &pl, &plen)) {
-			report_mismatch(in->ino, false, 0);
-			free(rec);
-			return -EIO;
-		}
-		size_t have = plen > off ? plen - (size_t)off : 0;
-		if (have > size)
-			have = size;
-		memcpy(buf, (const char *)pl + off, have);
-		memset(buf + have, 0, size - have);
+		struct range_read r = { .ino = in->ino, .off = (size_t)off, .n = size, .out = buf };
+		rc = read_range(&r, rec, rec_len);
 		free(rec);
-		return (ssize_t)size;
+		return rc ? rc : (ssize_t)size;
 	}
 	size_t done = 0;
 	while (done < size) {
@@ -287,7 +278,8 @@ ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct ino
 		size_t n = c->chunk_size - in_chunk;
 		if (n > size - done)
 			n = size - done;
-		struct range_read r = { .ino = in->ino, .idx = idx, .off = in_chunk, .n = n, .out = buf + done };
+		struct range_read r = { .ino = in->ino, .idx = idx, .chunk = true, .off = in_chunk, .n = n,
+					.out = buf + done };
 		int rc = o->chunk_view(t, in->ino, idx, read_range, &r);
 		if (rc == -ENOENT)
 			memset(buf + done, 0, n);
