@@ -211,9 +211,13 @@ int main(int argc, char **argv)
 	struct idx_backend *be;
 	if (idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err))
 		return 1;
-	const char *queries[] = { "tag:urgent", "invoice", "size:0 type:f nlink:1", "annotations.bicycles:>17",
-				  "annotations.camera:cam7 tag:beach" };
-	const char *labels[] = { "tag", "name_word", "attribute_range", "json_range", "json_and_tag" };
+	const char *queries[] = { "tag:urgent", "name:invoice", "size:0 type:f nlink:1", "annotations.bicycles:>17",
+				  "annotations.camera:cam7 tag:beach", "tag:beach annotations.camera:cam7",
+				  "name:invoice annotations.camera:cam7", "invoice" };
+	/* the last is a free word, ranked: every match is scored before the
+	 * best 100 are known */
+	const char *labels[] = { "tag", "name_word", "attribute_range", "json_range", "json_and_tag",
+				 "tag_and_json", "name_and_json", "ranked_free_word" };
 	printf("{\"files\":%llu,\"changelog_records\":%llu,\"create_s\":%.2f,", (unsigned long long)n,
 	       (unsigned long long)last, create_s);
 	printf("\"index_records_per_s\":%.0f,\"reindex_s\":%.2f,", (double)applied / index_s, reindex_s);

@@ -86,17 +86,22 @@ static const char *const schema =
 	"CREATE TABLE docs(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL, mode INTEGER, uid INTEGER,"
 	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
 	"CREATE TABLE names(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, parent INTEGER NOT NULL,"
-	" name BLOB NOT NULL, path BLOB NOT NULL, UNIQUE(parent, name));"
-	"CREATE INDEX names_ino ON names(ino);"
-	"CREATE INDEX names_path ON names(path);"
+	" name BLOB NOT NULL, path BLOB NOT NULL);"
 	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, num REAL, str TEXT);"
-	"CREATE INDEX attrs_num ON attrs(key, num);"
-	"CREATE INDEX attrs_str ON attrs(key, str);"
-	"CREATE INDEX attrs_ino ON attrs(ino);"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
-	"CREATE INDEX tags_ino ON tags(ino);"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
+
+/* Secondary indexes: a bulk build creates them once its rows are in, which
+ * sorts each once instead of inserting into it at random a million times. */
+static const char *const schema_indexes =
+	"CREATE UNIQUE INDEX IF NOT EXISTS names_entry ON names(parent, name);"
+	"CREATE INDEX IF NOT EXISTS names_ino ON names(ino);"
+	"CREATE INDEX IF NOT EXISTS names_path ON names(path);"
+	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(key, num);"
+	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(key, str);"
+	"CREATE INDEX IF NOT EXISTS attrs_ino ON attrs(ino);"
+	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
 {
@@ -256,22 +261,50 @@ static int stored_version(struct sq *s, uint64_t ino, uint64_t *v)
 	return r;
 }
 
+/*
+ * Deletes from the FTS5 tables go one rowid at a time. A statement that may
+ * change several rows opens a statement savepoint, and FTS5 answers every
+ * savepoint by writing its pending terms out as a new segment: one segment
+ * a document, and merges without end.
+ */
+static int fts_names_drop(struct sq *s, const char *select_ids, uint64_t a1, const void *name, size_t nlen)
+{
+	struct u64_vec ids = { 0 };
+	sqlite3_stmt *st;
+	int rc = prep(s, select_ids, &st);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "names");
+	sqlite3_bind_int64(st, 1, (int64_t)a1);
+	if (name)
+		sqlite3_bind_blob(st, 2, name, (int)nlen, SQLITE_STATIC);
+	rc = 0;
+	int src;
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW)
+		rc = u64_vec_push(&ids, (uint64_t)sqlite3_column_int64(st, 0));
+	if (!rc && src != SQLITE_DONE)
+		rc = sq_err(s, src, "names");
+	done(s, st);
+	for (size_t i = 0; i < ids.n && !rc; i++) {
+		int64_t id = (int64_t)ids.v[i];
+		if (!(rc = exec_i64(s, "DELETE FROM fts_names WHERE rowid = ?", 1, &id)))
+			rc = exec_i64(s, "DELETE FROM names WHERE id = ?", 1, &id);
+	}
+	free(ids.v);
+	return rc;
+}
+
 static int remove_rows(struct sq *s, uint64_t ino)
 {
 	static const char *const sql[] = {
 		"DELETE FROM docs WHERE ino = ?",
-		"DELETE FROM fts_names WHERE rowid IN (SELECT id FROM names WHERE ino = ?)",
-		"DELETE FROM names WHERE ino = ?",
 		"DELETE FROM attrs WHERE ino = ?", "DELETE FROM tags WHERE ino = ?",
 		"DELETE FROM fts WHERE rowid = ?",
 	};
+	int rc = fts_names_drop(s, "SELECT id FROM names WHERE ino = ?", ino, NULL, 0);
 	int64_t a = (int64_t)ino;
-	for (size_t i = 0; i < MFS_ARRAY_LEN(sql); i++) {
-		int rc = exec_i64(s, sql[i], 1, &a);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	for (size_t i = 0; i < MFS_ARRAY_LEN(sql) && !rc; i++)
+		rc = exec_i64(s, sql[i], 1, &a);
+	return rc;
 }
 
 struct attr_sink {
@@ -383,23 +416,7 @@ static int append(char **buf, size_t *len, const char *text)
 
 static int drop_name(struct sq *s, uint64_t parent, const char *name, size_t len)
 {
-	static const char *const sql[] = {
-		"DELETE FROM fts_names WHERE rowid IN (SELECT id FROM names WHERE parent = ? AND name = ?)",
-		"DELETE FROM names WHERE parent = ? AND name = ?",
-	};
-	for (size_t i = 0; i < MFS_ARRAY_LEN(sql); i++) {
-		sqlite3_stmt *st;
-		int rc = prep(s, sql[i], &st);
-		if (rc != SQLITE_OK)
-			return sq_err(s, rc, "names");
-		sqlite3_bind_int64(st, 1, (int64_t)parent);
-		sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		done(s, st);
-		if ((rc = sq_err(s, rc, "names")))
-			return rc;
-	}
-	return 0;
+	return fts_names_drop(s, "SELECT id FROM names WHERE parent = ? AND name = ?", parent, name, len);
 }
 
 static int put_name_fts(struct sq *s, int64_t id, const char *name)
@@ -509,7 +526,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 			json_decref(j);
 		} else if (text_ok) {
 			/* not JSON (or empty): the value is text */
-			attr_row(&a, key, NULL, x->value, x->len);
+			attr_row(&a, key, NULL, x->len ? x->value : "", x->len);
 		}
 		rc = a.rc;
 		if (!rc && text_ok && x->len) {
@@ -720,6 +737,10 @@ struct sqlbuf {
 	int np;
 	int err;
 	const struct q_node *skip; /* the term the FROM clause already applies */
+	bool skip_words; /* the FROM clause applies every free word of the AND chain */
+	/* rows come from a small driving set: test the other index terms row
+	 * by row (a point lookup each) instead of gathering all their matches */
+	bool per_row;
 };
 
 static void put(struct sqlbuf *b, const char *text)
@@ -825,11 +846,12 @@ static void attr_cond(struct sqlbuf *b, const struct q_node *n, const char *num_
 	}
 }
 
-static void compile(struct sqlbuf *b, const struct q_node *n)
+/* top: n is in the top-level AND chain */
+static void compile_at(struct sqlbuf *b, const struct q_node *n, bool top)
 {
 	if (b->err)
 		return;
-	if (n == b->skip) {
+	if (n == b->skip || (top && b->skip_words && n->kind == Q_TERM && n->f == QF_TEXT)) {
 		put(b, "1");
 		return;
 	}
@@ -837,14 +859,14 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 	case Q_AND:
 	case Q_OR:
 		put(b, "(");
-		compile(b, n->left);
+		compile_at(b, n->left, top && n->kind == Q_AND);
 		put(b, n->kind == Q_AND ? " AND " : " OR ");
-		compile(b, n->right);
+		compile_at(b, n->right, top && n->kind == Q_AND);
 		put(b, ")");
 		return;
 	case Q_NOT:
 		put(b, "(NOT ");
-		compile(b, n->left);
+		compile_at(b, n->left, false);
 		put(b, ")");
 		return;
 	case Q_TERM:
@@ -868,8 +890,14 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 			return;
 		}
 		if (n->f == QF_NAME) {
-			/* the name being listed holds the word */
-			put(b, "n.id IN (SELECT rowid FROM fts_names WHERE fts_names MATCH ");
+			/* The name being listed holds the word. Even beside a
+			 * driving set this gathers the word's matches first: an
+			 * FTS5 lookup a row costs as much as reading a few
+			 * hundred matches. There, "+" makes it a test against
+			 * the gathered set: as an index constraint, SQLite would
+			 * probe every one of its values for each driving row. */
+			put(b, b->per_row ? "+n.id IN (SELECT rowid FROM fts_names WHERE fts_names MATCH "
+					  : "n.id IN (SELECT rowid FROM fts_names WHERE fts_names MATCH ");
 		} else {
 			put(b, "d.ino IN (SELECT rowid FROM fts WHERE fts MATCH ");
 		}
@@ -919,18 +947,26 @@ static void compile(struct sqlbuf *b, const struct q_node *n)
 	case QF_MODE: cmp(b, "(d.mode & 4095)", n, false); return;
 	case QF_NLINK: cmp(b, "d.nlink", n, false); return;
 	case QF_TAG:
-		put(b, "d.ino IN (SELECT ino FROM tags WHERE tag = ");
+		/* beside a driving set, a point lookup a row */
+		put(b, b->per_row ? "EXISTS (SELECT 1 FROM tags WHERE tags.ino = d.ino AND tag = "
+				  : "d.ino IN (SELECT ino FROM tags WHERE tag = ");
 		p_text(b, n->value, strlen(n->value), 2);
 		put(b, ")");
 		return;
 	case QF_ATTR:
-		put(b, "d.ino IN (SELECT ino FROM attrs WHERE key = ");
+		put(b, b->per_row ? "EXISTS (SELECT 1 FROM attrs WHERE attrs.ino = d.ino AND key = "
+				  : "d.ino IN (SELECT ino FROM attrs WHERE key = ");
 		p_text(b, n->attr, strlen(n->attr), 2);
 		put(b, " AND ");
 		attr_cond(b, n, "num", "str");
 		put(b, ")");
 		return;
 	}
+}
+
+static void compile(struct sqlbuf *b, const struct q_node *n)
+{
+	compile_at(b, n, true);
 }
 
 /*
@@ -965,18 +1001,102 @@ static void collect_words(const struct q_node *n, bool through_or, const char *s
 	free(q);
 }
 
-/* A tag or xattr-field term that every result must satisfy (one of the
- * top-level AND chain), tags first: its index can drive the query, so the
- * first results come without gathering every match beforehand. */
-static const struct q_node *pick_driver(const struct q_node *n, enum q_field f)
+/* The terms every result must satisfy: the top-level AND chain. */
+static void conjuncts(const struct q_node *n, const struct q_node **out, int *k, int max)
 {
 	if (!n)
-		return NULL;
+		return;
 	if (n->kind == Q_AND) {
-		const struct q_node *d = pick_driver(n->left, f);
-		return d ? d : pick_driver(n->right, f);
+		conjuncts(n->left, out, k, max);
+		conjuncts(n->right, out, k, max);
+	} else if (*k < max) {
+		out[(*k)++] = n;
 	}
-	return n->kind == Q_TERM && n->f == f ? n : NULL;
+}
+
+static int bind_all(sqlite3_stmt *st, struct sqlbuf *b);
+static void sqlbuf_free(struct sqlbuf *b);
+
+/* A statement listing the index entries of one tag, field or name-word
+ * term (NULL if it cannot be prepared); b keeps its values. */
+static sqlite3_stmt *term_rows(struct sq *s, const struct q_node *n, struct sqlbuf *b)
+{
+	if (n->f == QF_TAG) {
+		put(b, "SELECT 1 FROM tags WHERE tag = ");
+		p_text(b, n->value, strlen(n->value), 2);
+	} else if (n->f == QF_ATTR) {
+		put(b, "SELECT 1 FROM attrs WHERE key = ");
+		p_text(b, n->attr, strlen(n->attr), 2);
+		put(b, " AND ");
+		attr_cond(b, n, "num", "str");
+	} else {
+		char *q = fts_quote(n->value);
+		put(b, "SELECT 1 FROM fts_names WHERE fts_names MATCH ");
+		if (q)
+			p_text(b, q, strlen(q), 2);
+		else
+			b->err = -ENOMEM;
+		free(q);
+	}
+	sqlite3_stmt *st = NULL;
+	if (b->err || sqlite3_prepare_v2(s->db, b->s, -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		st = NULL;
+	} else {
+		bind_all(st, b); /* b holds the values until st is finalized */
+	}
+	return st;
+}
+
+#define DRIVERS_MAX 8
+#define RACE_CAP 20000
+
+/*
+ * The term to start from: of the tag, xattr-field and name-word terms that
+ * every result must satisfy, the one with the fewest matches, so that the
+ * first results come after reading a few rows instead of gathering every
+ * match of a common term. The candidates' index entries are read in turns,
+ * one row each, and the first list to end wins: that costs twice the
+ * smallest count, not the sum of them. When every list runs past RACE_CAP
+ * the first candidate is taken (tags, then fields, then name words).
+ */
+static const struct q_node *pick_driver(struct sq *s, const struct q_node *q)
+{
+	const struct q_node *all[64], *cand[DRIVERS_MAX];
+	sqlite3_stmt *st[DRIVERS_MAX];
+	int k = 0, nc = 0;
+	conjuncts(q, all, &k, 64);
+	static const enum q_field order[] = { QF_TAG, QF_ATTR, QF_NAME };
+	for (size_t o = 0; o < MFS_ARRAY_LEN(order); o++)
+		for (int i = 0; i < k && nc < DRIVERS_MAX; i++)
+			if (all[i]->kind == Q_TERM && all[i]->f == order[o] && (order[o] != QF_NAME || !all[i]->glob))
+				cand[nc++] = all[i];
+	if (nc <= 1)
+		return nc ? cand[0] : NULL;
+	struct sqlbuf *bufs = calloc((size_t)nc, sizeof *bufs);
+	if (!bufs)
+		return cand[0];
+	for (int i = 0; i < nc; i++)
+		st[i] = term_rows(s, cand[i], &bufs[i]);
+	const struct q_node *best = NULL;
+	for (int round = 0; round < RACE_CAP && !best; round++) {
+		bool any = false;
+		for (int i = 0; i < nc && !best; i++) {
+			if (!st[i])
+				continue;
+			any = true;
+			if (sqlite3_step(st[i]) != SQLITE_ROW)
+				best = cand[i];
+		}
+		if (!any)
+			break;
+	}
+	for (int i = 0; i < nc; i++) {
+		sqlite3_finalize(st[i]);
+		sqlbuf_free(&bufs[i]);
+	}
+	free(bufs);
+	return best ? best : cand[0];
 }
 
 static int bind_all(sqlite3_stmt *st, struct sqlbuf *b)
@@ -1000,53 +1120,104 @@ static void sqlbuf_free(struct sqlbuf *b)
 	free(b->s);
 }
 
-static int sq_query(struct idx_backend *be, const struct q_node *q, const struct idx_query_opts *o,
-		    idx_hit_cb cb, void *arg)
+/* Puts "WITH name AS (the documents holding words, scored)" before the
+ * text so far (which holds no parameters); top > 0 keeps the best top,
+ * ties broken by inode as the results are. */
+static void with_scored(struct sqlbuf *b, const char *name, const char *words, size_t wlen, long top)
 {
-	struct sq *s = SQ(be);
+	char *head = b->s ? strndup(b->s, b->len) : strdup("");
+	char tail[80] = ") ";
+	if (!head) {
+		b->err = -ENOMEM;
+		return;
+	}
+	b->len = 0;
+	if (b->s)
+		b->s[0] = '\0';
+	put(b, "WITH ");
+	put(b, name);
+	put(b, " AS MATERIALIZED (SELECT rowid AS r, -bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts WHERE fts MATCH ");
+	p_text(b, words, wlen, 2);
+	if (top > 0)
+		snprintf(tail, sizeof tail, " ORDER BY 2 DESC, 1 LIMIT %ld) ", top);
+	put(b, tail);
+	put(b, head);
+	free(head);
+}
+
+/*
+ * The SQL of a query. With top > 0 (a query ranked by free words that all
+ * results hold), only the `top` best-scored documents of the text index
+ * are joined and sorted, and every row also carries the lowest score among
+ * them and how many there were; see sq_query.
+ */
+static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const struct idx_query_opts *o, long top,
+				bool *ranked_drive)
+{
 	struct sqlbuf *b = calloc(1, sizeof *b);
 	if (!b)
-		return -ENOMEM;
+		return NULL;
 	char *rank = NULL, *drive = NULL;
 	size_t rlen = 0, dlen = 0;
 	collect_words(q, true, " OR ", &rank, &rlen);
 	collect_words(q, false, " AND ", &drive, &dlen);
 	const struct q_node *driver = NULL;
-	if (!drive && !rank) {
-		driver = pick_driver(q, QF_TAG);
-		if (!driver)
-			driver = pick_driver(q, QF_ATTR);
-	}
+	if (!drive && !rank)
+		driver = pick_driver(s, q);
+	b->per_row = driver != NULL;
 	/* an array field can match one document several times */
 	put(b, driver && driver->f == QF_ATTR ? "SELECT DISTINCT " : "SELECT ");
 	put(b, "d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
-	if (driver && driver->f == QF_TAG) {
-		put(b, "0 AS score FROM tags t JOIN docs d ON d.ino = t.ino JOIN names n ON n.ino = d.ino WHERE t.tag = ");
+	if (driver && driver->f == QF_NAME) {
+		char *fq = fts_quote(driver->value);
+		put(b, "0 AS score, NULL, NULL FROM fts_names JOIN names n ON n.id = fts_names.rowid JOIN docs d ON d.ino = n.ino"
+		       " WHERE fts_names MATCH ");
+		if (fq)
+			p_text(b, fq, strlen(fq), 2);
+		else
+			b->err = -ENOMEM;
+		free(fq);
+		put(b, " AND ");
+		b->skip = driver;
+	} else if (driver && driver->f == QF_TAG) {
+		put(b, "0 AS score, NULL, NULL FROM tags t JOIN docs d ON d.ino = t.ino JOIN names n ON n.ino = d.ino WHERE t.tag = ");
 		p_text(b, driver->value, strlen(driver->value), 2);
 		put(b, " AND ");
 		b->skip = driver;
 	} else if (driver) {
-		put(b, "0 AS score FROM attrs a JOIN docs d ON d.ino = a.ino JOIN names n ON n.ino = d.ino WHERE a.key = ");
+		put(b, "0 AS score, NULL, NULL FROM attrs a JOIN docs d ON d.ino = a.ino JOIN names n ON n.ino = d.ino WHERE a.key = ");
 		p_text(b, driver->attr, strlen(driver->attr), 2);
 		put(b, " AND ");
 		attr_cond(b, driver, "a.num", "a.str");
 		put(b, " AND ");
 		b->skip = driver;
+	} else if (drive && top > 0) {
+		/* the best `top` of the text index, scored once */
+		with_scored(b, "top", drive, dlen, top);
+		put(b, "top.score AS score, (SELECT count(*) FROM top), NULL"
+		       " FROM top JOIN docs d ON d.ino = top.r JOIN names n ON n.ino = d.ino WHERE ");
+		b->skip_words = true;
+		*ranked_drive = true;
 	} else if (drive) {
 		/* every result holds these words: start from the text index,
 		 * which also gives the ranking */
-		put(b, "-bm25(fts, 10.0, 2.0, 1.0) AS score FROM fts JOIN docs d ON d.ino = fts.rowid"
+		put(b, "-bm25(fts, 10.0, 2.0, 1.0) AS score, NULL, NULL FROM fts JOIN docs d ON d.ino = fts.rowid"
 		       " JOIN names n ON n.ino = d.ino WHERE fts MATCH ");
 		p_text(b, drive, dlen, 2);
 		put(b, " AND ");
+		b->skip_words = true;
+		*ranked_drive = true;
 	} else if (rank) {
-		/* words only in some branches: rank each row by itself, a
-		 * point lookup in the text index */
-		put(b, "coalesce((SELECT -bm25(fts, 10.0, 2.0, 1.0) FROM fts WHERE fts MATCH ");
-		p_text(b, rank, rlen, 2);
-		put(b, " AND fts.rowid = d.ino), 0) AS score FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
+		/* words only in some branches: every document holding any of
+		 * them scored once, beside the rows they rank (an FTS5 query a
+		 * row would cost far more) */
+		with_scored(b, "ranked", rank, rlen, 0);
+		/* a scalar subquery: SQLite gives it an automatic index, where
+		 * a LEFT JOIN would scan the whole set for every row */
+		put(b, "coalesce((SELECT score FROM ranked WHERE ranked.r = d.ino), 0) AS score, NULL, NULL"
+		       " FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
 	} else {
-		put(b, "0 AS score FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
+		put(b, "0 AS score, NULL, NULL FROM docs d JOIN names n ON n.ino = d.ino WHERE ");
 	}
 	free(drive);
 	compile(b, q);
@@ -1086,7 +1257,7 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 		put(b, ")");
 	}
 	static const char *const order[] = {
-		[IDX_SORT_SCORE] = " ORDER BY score DESC, n.path",
+		[IDX_SORT_SCORE] = " ORDER BY score DESC, d.ino, n.path",
 		[IDX_SORT_NAME] = " ORDER BY n.name, n.path",
 		[IDX_SORT_SIZE] = " ORDER BY d.size DESC, n.path",
 		[IDX_SORT_MTIME] = " ORDER BY d.mtime DESC, n.path",
@@ -1100,7 +1271,7 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 	if (o && o->reverse && !unranked) {
 		/* flip every key */
 		static const char *const rorder[] = {
-			[IDX_SORT_SCORE] = " ORDER BY score ASC, n.path DESC",
+			[IDX_SORT_SCORE] = " ORDER BY score ASC, d.ino DESC, n.path DESC",
 			[IDX_SORT_NAME] = " ORDER BY n.name DESC, n.path DESC",
 			[IDX_SORT_SIZE] = " ORDER BY d.size ASC, n.path DESC",
 			[IDX_SORT_MTIME] = " ORDER BY d.mtime ASC, n.path DESC",
@@ -1111,8 +1282,18 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 		put(b, rorder[sort]);
 	}
 	free(rank);
-	int rc = b->err;
+	return b;
+}
+
+/* Runs one statement, calling cb for its rows after the first `skip`.
+ * With top > 0 (see build_sql), *more says that the caller read every row
+ * and the text index may hold more matches than the `top` taken. */
+static int run_rows(struct sq *s, struct sqlbuf *b, long top, long skip, long *emitted, bool *more, idx_hit_cb cb,
+		    void *arg)
+{
 	sqlite3_stmt *st = NULL;
+	int rc = b->err;
+	*more = false;
 	if (!rc) {
 		int src = sqlite3_prepare_v2(s->db, b->s, -1, &st, NULL);
 		if (src != SQLITE_OK)
@@ -1121,7 +1302,12 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 	if (!rc) {
 		bind_all(st, b);
 		int src;
+		long seen = 0, taken = -1;
+		bool stopped = false;
 		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			taken = (long)sqlite3_column_int64(st, 12);
+			if (seen++ < skip)
+				continue;
 			struct idx_hit h = {
 				.ino = (uint64_t)sqlite3_column_int64(st, 0),
 				.mode = (uint32_t)sqlite3_column_int64(st, 1),
@@ -1137,20 +1323,65 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 				.path_len = (size_t)sqlite3_column_bytes(st, 10),
 				.score = sqlite3_column_double(st, 11),
 			};
+			(*emitted)++;
 			int r = cb(arg, &h);
 			if (r) {
 				rc = r < 0 ? r : 0;
 				src = SQLITE_DONE;
+				stopped = true;
 				break;
 			}
 		}
 		if (!rc && src != SQLITE_DONE)
 			rc = sq_err(s, src, "query");
+		/* no row at all: the filters dropped every one taken, so
+		 * whether there were more is not known */
+		if (!rc && !stopped && top > 0)
+			*more = taken < 0 || taken >= top;
 	}
-	if (st)
-		done(s, st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* documents scored and sorted in the first round of a ranked query */
+#define RANK_TOP 2000
+
+/*
+ * A query ranked by free words would score, join and sort every match to
+ * return the best few. It first takes the RANK_TOP best documents of the
+ * text index, ties broken by inode as the final order breaks them: those
+ * are the first documents of the whole order, so every row they give is
+ * exact and in place. Only a caller that reads past them all costs a
+ * second round over every match, which skips the rows already given. Both
+ * rounds read one snapshot.
+ */
+static int sq_query(struct idx_backend *be, const struct q_node *q, const struct idx_query_opts *o,
+		    idx_hit_cb cb, void *arg)
+{
+	struct sq *s = SQ(be);
+	bool ranked = false;
+	bool by_score = !o || (o->sort == IDX_SORT_SCORE && !o->reverse);
+	struct sqlbuf *b = build_sql(s, q, o, by_score ? RANK_TOP : 0, &ranked);
+	if (!b)
+		return -ENOMEM;
+	bool txn = ranked && by_score && sqlite3_get_autocommit(s->db);
+	if (txn && exec(s, "BEGIN"))
+		txn = false;
+	long emitted = 0;
+	bool more = false;
+	int rc = run_rows(s, b, ranked && by_score ? RANK_TOP : 0, 0, &emitted, &more, cb, arg);
 	sqlbuf_free(b);
 	free(b);
+	if (!rc && more) {
+		bool r2 = false;
+		b = build_sql(s, q, o, 0, &r2);
+		rc = b ? run_rows(s, b, 0, emitted, &emitted, &more, cb, arg) : -ENOMEM;
+		if (b)
+			sqlbuf_free(b);
+		free(b);
+	}
+	if (txn)
+		exec(s, "COMMIT");
 	return rc;
 }
 
@@ -1205,6 +1436,12 @@ static int sq_fields_of(struct idx_backend *be, uint64_t ino, idx_field_cb cb, v
 	return rc < 0 ? rc : 0;
 }
 
+static int sq_finish(struct idx_backend *b)
+{
+	struct sq *s = SQ(b);
+	return s->bulk ? exec(s, schema_indexes) : 0;
+}
+
 static void sq_close(struct idx_backend *b)
 {
 	struct sq *s = SQ(b);
@@ -1235,6 +1472,7 @@ static const struct idx_backend_ops sqlite_ops = {
 	.get = sq_get,
 	.count = sq_count,
 	.fields_of = sq_fields_of,
+	.finish = sq_finish,
 	.close = sq_close,
 };
 
@@ -1382,6 +1620,8 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 	int r = 0;
 	if (create) {
 		r = exec(s, schema);
+		if (!r && !(flags & IDX_OPEN_BULK))
+			r = exec(s, schema_indexes);
 		if (!r && (flags & IDX_OPEN_BULK)) {
 			/* a file nobody reads until it is complete: no log, no
 			 * syncs; it returns to WAL mode when closed */

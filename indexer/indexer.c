@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define OPS(t) ((t)->store->ops)
-#define BATCH 2000
+#define BATCH 10000 /* records an index transaction: each commit writes out FTS5 segments */
 
 struct indexer {
 	struct mfs_volume *v;
@@ -247,25 +247,49 @@ struct pending {
 struct batch {
 	struct pending *v;
 	size_t n, cap;
+	/* where each inode sits in v: open addressing, slots hold index + 1 */
+	size_t *slot;
+	size_t nslot;
 	uint64_t last_seq;
 	size_t records;
 	size_t max;
 };
 
+static size_t *slot_of(struct batch *b, uint64_t ino)
+{
+	size_t mask = b->nslot - 1, i = (size_t)(ino * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+	while (b->slot[i] && b->v[b->slot[i] - 1].ino != ino)
+		i = (i + 1) & mask;
+	return &b->slot[i];
+}
+
 static int want(struct batch *b, uint64_t ino, uint64_t version, bool moved)
 {
 	if (!ino)
 		return 0;
-	for (size_t i = 0; i < b->n; i++)
-		if (b->v[i].ino == ino) {
-			b->v[i].dir_moved |= moved;
-			if (version > b->v[i].version)
-				b->v[i].version = version;
-			return 0;
-		}
+	if ((b->n + 1) * 2 > b->nslot) {
+		size_t n = b->nslot ? b->nslot * 2 : 4096;
+		size_t *ns = calloc(n, sizeof *ns);
+		if (!ns)
+			return -ENOMEM;
+		free(b->slot);
+		b->slot = ns;
+		b->nslot = n;
+		for (size_t i = 0; i < b->n; i++)
+			*slot_of(b, b->v[i].ino) = i + 1;
+	}
+	size_t *sl = slot_of(b, ino);
+	if (*sl) {
+		struct pending *p = &b->v[*sl - 1];
+		p->dir_moved |= moved;
+		if (version > p->version)
+			p->version = version;
+		return 0;
+	}
 	if (mfs_array_reserve(&b->v, &b->cap, b->n, sizeof *b->v))
 		return -ENOMEM;
 	b->v[b->n++] = (struct pending){ ino, version, moved };
+	*sl = b->n;
 	return 0;
 }
 
@@ -303,35 +327,120 @@ static int old_path_cb(void *arg, uint64_t parent, const char *path, size_t len)
 	return 1;
 }
 
-static int apply_one(struct indexer *ix, struct store_txn *t, struct path_cache *c, const struct pending *p)
+/* A document read from the store ahead of its application. */
+struct loaded {
+	struct idx_doc d;
+	int rc; /* 0, -ENOENT (gone), or an error */
+};
+
+static int apply_one(struct indexer *ix, const struct pending *p, struct loaded *l)
 {
 	struct idx_backend *be = ix->be;
 	struct old_path old = { 0 };
 	int rc = 0;
 	if (p->dir_moved && (rc = be->ops->paths_of(be, p->ino, old_path_cb, &old)))
 		return rc;
-	struct idx_doc d;
-	rc = load_doc(t, c, p->ino, &d);
+	struct idx_doc *d = &l->d;
+	rc = l->rc;
 	if (rc == -ENOENT) {
 		rc = be->ops->del(be, p->ino, p->version ? p->version : UINT64_MAX - 1);
 	} else if (!rc) {
-		rc = be->ops->put(be, &d);
-		if (!rc && old.path && d.nnames == 1) {
-			char *np = malloc(d.names[0].path_len + 2);
+		rc = be->ops->put(be, d);
+		if (!rc && old.path && d->nnames == 1) {
+			char *np = malloc(d->names[0].path_len + 2);
 			if (!np)
 				rc = -ENOMEM;
 			else {
-				memcpy(np, d.names[0].path, d.names[0].path_len);
-				np[d.names[0].path_len] = '/';
-				size_t nl = d.names[0].path_len + 1;
+				memcpy(np, d->names[0].path, d->names[0].path_len);
+				np[d->names[0].path_len] = '/';
+				size_t nl = d->names[0].path_len + 1;
 				if (nl != old.len || memcmp(np, old.path, nl))
 					rc = be->ops->move_subtree(be, old.path, old.len, np, nl);
 				free(np);
 			}
 		}
 	}
-	idx_doc_clear(&d);
 	free(old.path);
+	return rc;
+}
+
+/*
+ * Reading documents from the store is about a third of the work of a batch
+ * and needs nothing from the index, so two threads share it: one half of
+ * each chunk each, every thread in its own read transaction. Snapshots taken a moment apart
+ * are harmless: whatever one of them misses comes later in the changelog,
+ * after the batch's last record, and is applied again.
+ */
+struct load_job {
+	struct store *s;
+	const struct pending *const *v;
+	struct loaded *out;
+	size_t from, to;
+	int rc;
+};
+
+static void *load_range(void *arg)
+{
+	struct load_job *j = arg;
+	struct store_txn *t;
+	if ((j->rc = j->s->ops->begin_read(j->s, &t)))
+		return NULL;
+	struct path_cache cache = { .n = 0 };
+	for (size_t i = j->from; i < j->to; i++) {
+		j->out[i].rc = load_doc(t, &cache, j->v[i]->ino, &j->out[i].d);
+		if (j->out[i].rc && j->out[i].rc != -ENOENT) {
+			j->rc = j->out[i].rc;
+			break;
+		}
+	}
+	cache_clear(&cache);
+	j->s->ops->abort(t);
+	return NULL;
+}
+
+static int load_docs(struct store *s, const struct pending *const *v, size_t n, struct loaded *out)
+{
+	struct load_job jobs[2] = {
+		{ s, v, out, 0, n / 2, 0 },
+		{ s, v, out, n / 2, n, 0 },
+	};
+	pthread_t th;
+	bool two = n >= 64 && pthread_create(&th, NULL, load_range, &jobs[1]) == 0;
+	if (!two)
+		jobs[0].to = n;
+	load_range(&jobs[0]);
+	if (two)
+		pthread_join(th, NULL);
+	else
+		jobs[1].rc = 0;
+	return jobs[0].rc ? jobs[0].rc : jobs[1].rc;
+}
+
+/* documents held in memory at once: xattr values can be large */
+#define LOAD_CHUNK 512
+
+/* Applies the batch: directories that moved first, so that the moves of
+ * subtrees are done before the documents inside them are rewritten. */
+static int apply_batch(struct indexer *ix, const struct batch *b)
+{
+	const struct pending **order = malloc((b->n + 1) * sizeof *order);
+	struct loaded *docs = calloc(LOAD_CHUNK, sizeof *docs);
+	int rc = order && docs ? 0 : -ENOMEM;
+	size_t k = 0;
+	for (int pass = 0; pass < 2 && !rc; pass++)
+		for (size_t i = 0; i < b->n; i++)
+			if ((pass == 0) == b->v[i].dir_moved)
+				order[k++] = &b->v[i];
+	for (size_t at = 0; at < k && !rc; at += LOAD_CHUNK) {
+		size_t n = k - at < LOAD_CHUNK ? k - at : LOAD_CHUNK;
+		rc = load_docs(ix->v->store, order + at, n, docs);
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = apply_one(ix, order[at + i], &docs[i]);
+		for (size_t i = 0; i < n; i++)
+			idx_doc_clear(&docs[i].d);
+	}
+	free(order);
+	free(docs);
 	return rc;
 }
 
@@ -363,23 +472,10 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 	if (rc || b.records == 0) {
 		ix->be->ops->rollback(ix->be);
 		free(b.v);
+		free(b.slot);
 		return rc;
 	}
-	struct store_txn *t;
-	if ((rc = s->ops->begin_read(s, &t))) {
-		ix->be->ops->rollback(ix->be);
-		free(b.v);
-		return rc;
-	}
-	struct path_cache cache = { .n = 0 };
-	/* directories first, so that the moves of subtrees are done before
-	 * the documents inside them are rewritten */
-	for (int pass = 0; pass < 2 && !rc; pass++)
-		for (size_t i = 0; i < b.n && !rc; i++)
-			if ((pass == 0) == b.v[i].dir_moved)
-				rc = apply_one(ix, t, &cache, &b.v[i]);
-	cache_clear(&cache);
-	s->ops->abort(t);
+	rc = apply_batch(ix, &b);
 	if (!rc)
 		rc = ix->be->ops->commit(ix->be, b.last_seq);
 	else
@@ -389,6 +485,7 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 		*applied = b.records;
 	}
 	free(b.v);
+	free(b.slot);
 	return rc;
 }
 
@@ -671,6 +768,8 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 			rc = r.be->ops->set_volume(r.be, uuid);
 		if (!rc)
 			rc = s->ops->inode_scan(s, rb_inode_cb, &r);
+		if (!rc && r.be->ops->finish)
+			rc = r.be->ops->finish(r.be);
 		if (!rc)
 			rc = r.be->ops->commit(r.be, r.last);
 		else

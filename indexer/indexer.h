@@ -100,6 +100,9 @@ struct idx_backend_ops {
 	int (*fields_of)(struct idx_backend *b, uint64_t ino, idx_field_cb cb, void *arg);
 	/* how many documents */
 	int (*count)(struct idx_backend *b, uint64_t *n);
+	/* a bulk build (IDX_OPEN_BULK) has put every document: make the index
+	 * ready for queries (may be NULL) */
+	int (*finish)(struct idx_backend *b);
 	void (*close)(struct idx_backend *b);
 };
 

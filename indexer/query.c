@@ -270,7 +270,9 @@ static int lex_field(struct parser *p, int start, int colon)
 		if (lex_quoted(p, &t->value))
 			return -1;
 		t->quoted = true;
-		if (!t->value[0])
+		/* field:"" is an xattr set to the empty string; nothing is
+		 * less or greater than nothing */
+		if (!t->value[0] && t->op != QOP_MATCH)
 			return fail(&p->e, start, "missing value after '%.*s'", shown, s + start);
 		return 0;
 	}
@@ -1150,6 +1152,9 @@ static int resolve_term(struct resolver *r, struct q_node *n)
 	}
 	if (!b)
 		return resolve_attr(r, n);
+	if (!n->value[0])
+		return fail_tail(&r->e, n->pos, " (only an xattr can be matched with \"\")",
+				 "field '%s' needs a value", b->name);
 
 	bool ordered = b->v == V_SIZE || b->v == V_TIME || b->v == V_ID || b->v == V_COUNT;
 	bool literal = b->v == V_TEXT || b->v == V_NAME || b->v == V_PATH;

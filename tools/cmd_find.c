@@ -33,7 +33,8 @@ static const char usage_text[] =
 	"                       size:>10M, mtime:<7d (changed in the last 7 days),\n"
 	"                       mtime:<2024-01-01, nlink:>1\n"
 	"  xattr fields         any user.* xattr by its name without 'user.':\n"
-	"                       project:apollo; JSON values by dotted names:\n"
+	"                       project:apollo, project:\"\" (set, empty); JSON\n"
+	"                       values by dotted names:\n"
 	"                       annotations.bicycles:>3, review.approved:true\n"
 	"  a b                  both (also: a AND b)\n"
 	"  a OR b, -a, NOT a, ( ... )\n"
@@ -42,7 +43,8 @@ static const char usage_text[] =
 	"  -0               end each path with NUL instead of a newline\n"
 	"  --json           one JSON object a line with the indexed fields\n"
 	"  -l               long listing (mode, links, owner, group, size, mtime, path)\n"
-	"  --sort KEY       score (default), name, size, mtime, path\n"
+	"  --sort KEY       score (default: BM25 of the free words, ties by inode),\n"
+	"                   name, size, mtime, path\n"
 	"  --reverse        reverse the order\n"
 	"  --limit N        at most N results\n"
 	"  --count          print only how many results\n"
@@ -163,9 +165,13 @@ static void group_name(uint32_t gid, char *out, size_t len)
 static int add_field(void *arg, const char *key, const double *num, const char *str)
 {
 	json_t *fields = arg;
-	json_t *v = num ? json_real(*num) : str ? json_string(str) : json_null();
-	if (num && *num == (double)(json_int_t)*num)
-		json_decref(v), v = json_integer((json_int_t)*num);
+	json_t *v;
+	if (num && str && (*num == 1 || *num == 0) && !strcmp(str, *num ? "true" : "false"))
+		v = json_boolean(*num == 1); /* a JSON boolean is indexed as 1/0 and its word */
+	else if (num && *num == (double)(json_int_t)*num)
+		v = json_integer((json_int_t)*num);
+	else
+		v = num ? json_real(*num) : str ? json_string(str) : json_null();
 	if (!strcmp(key, "tag")) {
 		json_t *tags = json_object_get(fields, "tags");
 		if (!tags)

@@ -426,6 +426,9 @@ static void test_attrs(void)
 						    "(TERM attr:color = \"red\"))");
 	CHECK_FMT("rating:0.1..2.5", "(TERM attr:rating in 0.1 2.5)");
 	CHECK_FMT("color:\"true\"", "(TERM attr:color = \"true\")");
+	/* an xattr set to the empty string */
+	CHECK_FMT("color:\"\"", "(TERM attr:color = \"\")");
+	CHECK_FMT("-color:\"\" a", "(AND (NOT (TERM attr:color = \"\")) (TERM text = \"a\"))");
 
 	CHECK_ERR("foo:bar", 0,
 		  "unknown field 'foo' at column 1 (not a built-in field and no file in the index has that "
@@ -475,7 +478,9 @@ static void test_parse_errors(void)
 	CHECK_ERR("x size:>", 2, "missing value after 'size:>' at column 3");
 	CHECK_ERR("size: 5", 0, "missing value after 'size:'");
 	CHECK_ERR("(size:)", 1, "missing value after 'size:'");
-	CHECK_ERR("tag:\"\"", 0, "missing value after 'tag:'");
+	CHECK_ERR("tag:\"\"", 0, "field 'tag' needs a value at column 1 (only an xattr can be matched with \"\")");
+	CHECK_ERR("x size:\"\"", 2, "field 'size' needs a value");
+	CHECK_ERR("color:>\"\"", 0, "missing value after 'color:>'");
 	CHECK_ERR("\"abc", 0, "unterminated quote at column 1");
 	CHECK_ERR("a \"b\\\"", 2, "unterminated quote at column 3");
 	CHECK_ERR("name:\"abc", 5, "unterminated quote at column 6");

@@ -31,8 +31,8 @@ Semantics of the model (from `metafs find --help` and the feature notes):
 Corners left out of the queries so the model need not copy the tokenizer:
 free words and name: words are plain lower-case ASCII words that no
 non-ASCII vocabulary word folds to; phrases are not generated; JSON numbers
-stay small (exact in a double), no NaN, no huge integers; empty values
-(`field:""`) are not generated, as the parser refuses them.
+stay small (exact in a double), no NaN, no huge integers. Empty values are
+set and queried (`field:""` matches an xattr set to the empty string).
 """
 import calendar
 import collections
@@ -132,7 +132,7 @@ def set_random_xattrs(r, path):
     if r.random() < 0.5:
         sx("user.annotations", rand_annotations(r))
     if r.random() < 0.3:
-        sx("user.project", r.choice(PROJECTS))
+        sx("user.project", r.choice(PROJECTS + [""]))
     if r.random() < 0.2:
         sx("user.comment", " ".join(r.choice(ASCII_WORDS) for _ in range(r.randint(1, 5))))
     if r.random() < 0.05:
@@ -417,6 +417,10 @@ def quote(v):
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+BUILTIN_FIELDS = {"name", "path", "type", "size", "mtime", "atime", "ctime", "user", "group", "uid", "gid",
+                  "mode", "nlink", "tag"}
+
+
 def needs_quote(v):
     return not v or any(c in v for c in ' \t"()') or v.startswith(("-", ">", "<", "=")) or ".." in v
 
@@ -619,8 +623,8 @@ class Gen:
             text = "%s:%s" % (fname, fmt_cmp(op, show(a), show(b) if b is not None else None))
             return Node(text, lambda i, p, n: any(k == key and pred(nm) for k, nm, _ in i.attrs))
         v = a if isinstance(a, str) else ("%d" % a if float(a).is_integer() else repr(float(a)))
-        if v == "":
-            return self.a_tag()  # field:"" is refused ("missing value"): not generated
+        if v == "" and fname in BUILTIN_FIELDS:
+            return self.a_tag()  # tag:"" (a prefix of tag.NAME) asks the built-in field: an error
         if quoted or needs_quote(v):
             text = fname + ":" + quote(v)
             return Node(text, lambda i, p, n: any(k == key and s == v for k, _, s in i.attrs))
