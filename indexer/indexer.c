@@ -366,8 +366,8 @@ static int apply_one(struct indexer *ix, const struct pending *p, struct loaded 
 
 /*
  * Reading documents from the store is about a third of the work of a batch
- * and needs nothing from the index, so two threads share it: one half of
- * each chunk each, every thread in its own read transaction. Snapshots taken a moment apart
+ * and needs nothing from the index, so two threads share it, half a chunk
+ * each, each in its own read transaction. Snapshots taken a moment apart
  * are harmless: whatever one of them misses comes later in the changelog,
  * after the batch's last record, and is applied again.
  */
