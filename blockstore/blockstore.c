@@ -171,33 +171,66 @@ static void report_mismatch(uint64_t ino, bool chunk, uint64_t idx)
 		  chunk ? "chunk" : "inline data", (unsigned long long)idx);
 }
 
+struct range_read {
+	uint64_t ino, idx;
+	bool chunk;
+	size_t off, n;
+	char *out;
+	size_t got; /* bytes that came from the payload; zeros follow */
+};
+
+/* Verifies and copies [off, off + n) of a record's payload, zeros past it. */
+static int read_range(void *arg, const void *rec, size_t rec_len)
+{
+	struct range_read *r = arg;
+	const void *pl;
+	size_t plen;
+	if (bs_unframe_range(rec, rec_len, r->off, r->off + r->n, &pl, &plen)) {
+		report_mismatch(r->ino, r->chunk, r->idx);
+		return -EIO;
+	}
+	size_t have = plen > r->off ? plen - r->off : 0;
+	if (have > r->n)
+		have = r->n;
+	memcpy(r->out, (const char *)pl + r->off, have);
+	memset(r->out + have, 0, r->n - have);
+	r->got = have;
+	return 0;
+}
+
+/* read_range of one record, chunks read in place; a missing record reads
+ * as all zeros. */
+static int read_record(struct store_txn *t, struct range_read *r)
+{
+	const struct store_ops *o = t->store->ops;
+	int rc;
+	r->got = 0;
+	if (r->chunk) {
+		rc = o->chunk_view(t, r->ino, r->idx, read_range, r);
+	} else {
+		void *rec = NULL;
+		size_t rec_len = 0;
+		rc = o->inline_get(t, r->ino, &rec, &rec_len);
+		if (!rc)
+			rc = read_range(r, rec, rec_len);
+		free(rec);
+	}
+	if (rc == -ENOENT) {
+		memset(r->out, 0, r->n);
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Loads a record's verified payload into buf (cap bytes), zero-filled past
  * the payload. A missing record reads as all zeros. */
 static int load_into(struct store_txn *t, uint64_t ino, bool chunk, uint64_t idx, char *buf, size_t cap,
 		     size_t *payload_len)
 {
-	const struct store_ops *o = t->store->ops;
-	void *rec = NULL;
-	size_t rec_len = 0;
-	int rc = chunk ? o->chunk_get(t, ino, idx, &rec, &rec_len) : o->inline_get(t, ino, &rec, &rec_len);
-	if (rc && rc != -ENOENT)
-		return rc;
-	size_t len = 0;
-	if (!rc) {
-		const void *pl;
-		if (bs_unframe_range(rec, rec_len, 0, cap, &pl, &len)) {
-			report_mismatch(ino, chunk, idx);
-			free(rec);
-			return -EIO;
-		}
-		if (len > cap)
-			len = cap;
-		memcpy(buf, pl, len);
-	}
-	memset(buf + len, 0, cap - len);
-	free(rec);
-	*payload_len = len;
-	return 0;
+	struct range_read r = { .ino = ino, .idx = idx, .chunk = chunk, .off = 0, .n = cap, .out = buf };
+	int rc = read_record(t, &r);
+	*payload_len = r.got;
+	return rc;
 }
 
 /* load_into a fresh buffer of cap bytes */
@@ -220,31 +253,6 @@ static bool is_chunked(const struct inode_rec *in)
 	return in->flags & INODE_F_CHUNKED;
 }
 
-struct range_read {
-	uint64_t ino, idx;
-	bool chunk;
-	size_t off, n;
-	char *out;
-};
-
-/* Verifies and copies [off, off + n) of a record's payload, zeros past it. */
-static int read_range(void *arg, const void *rec, size_t rec_len)
-{
-	struct range_read *r = arg;
-	const void *pl;
-	size_t plen;
-	if (bs_unframe_range(rec, rec_len, r->off, r->off + r->n, &pl, &plen)) {
-		report_mismatch(r->ino, r->chunk, r->idx);
-		return -EIO;
-	}
-	size_t have = plen > r->off ? plen - r->off : 0;
-	if (have > r->n)
-		have = r->n;
-	memcpy(r->out, (const char *)pl + r->off, have);
-	memset(r->out + have, 0, r->n - have);
-	return 0;
-}
-
 ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct inode_rec *in,
 		uint64_t off, size_t size, char *buf)
 {
@@ -254,20 +262,9 @@ ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct ino
 		return 0;
 	if (size > in->size - off)
 		size = (size_t)(in->size - off);
-	const struct store_ops *o = t->store->ops;
 	if (!is_chunked(in)) {
-		void *rec = NULL;
-		size_t rec_len = 0;
-		int rc = o->inline_get(t, in->ino, &rec, &rec_len);
-		if (rc == -ENOENT) {
-			memset(buf, 0, size);
-			return (ssize_t)size;
-		}
-		if (rc)
-			return rc;
 		struct range_read r = { .ino = in->ino, .off = (size_t)off, .n = size, .out = buf };
-		rc = read_range(&r, rec, rec_len);
-		free(rec);
+		int rc = read_record(t, &r);
 		return rc ? rc : (ssize_t)size;
 	}
 	size_t done = 0;
@@ -280,10 +277,8 @@ ssize_t bs_read(struct store_txn *t, const struct bs_config *c, const struct ino
 			n = size - done;
 		struct range_read r = { .ino = in->ino, .idx = idx, .chunk = true, .off = in_chunk, .n = n,
 					.out = buf + done };
-		int rc = o->chunk_view(t, in->ino, idx, read_range, &r);
-		if (rc == -ENOENT)
-			memset(buf + done, 0, n);
-		else if (rc)
+		int rc = read_record(t, &r);
+		if (rc)
 			return rc;
 		done += n;
 	}

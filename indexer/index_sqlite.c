@@ -1146,13 +1146,13 @@ static void with_scored(struct sqlbuf *b, const char *name, const char *words, s
 }
 
 /*
- * The SQL of a query. With top > 0 (a query ranked by free words that all
- * results hold), only the `top` best-scored documents of the text index
- * are joined and sorted, and every row also carries the lowest score among
- * them and how many there were; see sq_query.
+ * The SQL of a query. With top > 0, a query ranked by free words that all
+ * results hold joins and sorts only the `top` best-scored documents of the
+ * text index, every row carries how many were taken, and *topped is set;
+ * see sq_query.
  */
 static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const struct idx_query_opts *o, long top,
-				bool *ranked_drive)
+				bool *topped)
 {
 	struct sqlbuf *b = calloc(1, sizeof *b);
 	if (!b)
@@ -1197,7 +1197,7 @@ static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const stru
 		put(b, "top.score AS score, (SELECT count(*) FROM top), NULL"
 		       " FROM top JOIN docs d ON d.ino = top.r JOIN names n ON n.ino = d.ino WHERE ");
 		b->skip_words = true;
-		*ranked_drive = true;
+		*topped = true;
 	} else if (drive) {
 		/* every result holds these words: start from the text index,
 		 * which also gives the ranking */
@@ -1206,7 +1206,6 @@ static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const stru
 		p_text(b, drive, dlen, 2);
 		put(b, " AND ");
 		b->skip_words = true;
-		*ranked_drive = true;
 	} else if (rank) {
 		/* words only in some branches: every document holding any of
 		 * them scored once, beside the rows they rank (an FTS5 query a
@@ -1359,17 +1358,17 @@ static int sq_query(struct idx_backend *be, const struct q_node *q, const struct
 		    idx_hit_cb cb, void *arg)
 {
 	struct sq *s = SQ(be);
-	bool ranked = false;
+	bool topped = false;
 	bool by_score = !o || (o->sort == IDX_SORT_SCORE && !o->reverse);
-	struct sqlbuf *b = build_sql(s, q, o, by_score ? RANK_TOP : 0, &ranked);
+	struct sqlbuf *b = build_sql(s, q, o, by_score ? RANK_TOP : 0, &topped);
 	if (!b)
 		return -ENOMEM;
-	bool txn = ranked && by_score && sqlite3_get_autocommit(s->db);
+	bool txn = topped && sqlite3_get_autocommit(s->db);
 	if (txn && exec(s, "BEGIN"))
 		txn = false;
 	long emitted = 0;
 	bool more = false;
-	int rc = run_rows(s, b, ranked && by_score ? RANK_TOP : 0, 0, &emitted, &more, cb, arg);
+	int rc = run_rows(s, b, topped ? RANK_TOP : 0, 0, &emitted, &more, cb, arg);
 	sqlbuf_free(b);
 	free(b);
 	if (!rc && more) {

@@ -411,8 +411,6 @@ static int load_docs(struct store *s, const struct pending *const *v, size_t n, 
 	load_range(&jobs[0]);
 	if (two)
 		pthread_join(th, NULL);
-	else
-		jobs[1].rc = 0;
 	return jobs[0].rc ? jobs[0].rc : jobs[1].rc;
 }
 
@@ -469,18 +467,13 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 	rc = ix->be->ops->cursor(ix->be, &ix->cursor);
 	if (!rc)
 		rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
-	if (rc || b.records == 0) {
-		ix->be->ops->rollback(ix->be);
-		free(b.v);
-		free(b.slot);
-		return rc;
-	}
-	rc = apply_batch(ix, &b);
-	if (!rc)
+	if (!rc && b.records)
+		rc = apply_batch(ix, &b);
+	if (!rc && b.records)
 		rc = ix->be->ops->commit(ix->be, b.last_seq);
 	else
 		ix->be->ops->rollback(ix->be);
-	if (!rc) {
+	if (!rc && b.records) {
 		ix->cursor = b.last_seq;
 		*applied = b.records;
 	}
