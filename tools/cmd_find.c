@@ -2,20 +2,16 @@
 /* metafs find: asks a volume's search index, shows only what the caller
  * could reach by walking the tree. */
 #include "tools.h"
-#include "indexer.h"
+#include "search.h"
 #include "common.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <jansson.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -51,6 +47,10 @@ static const char usage_text[] =
 	"  --consistent     first wait until the index holds every change committed\n"
 	"                   before the query started (read-your-writes)\n"
 	"  --timeout SEC    how long --consistent waits (default 10)\n"
+	"\n"
+	"Results are what the caller could reach by walking the tree. Users who\n"
+	"cannot read the index file are answered by the mount's daemon, which\n"
+	"checks their credentials.\n"
 	"exit status: 0 success (also with no results), 1 error, 2 bad query or usage\n";
 
 struct target {
@@ -58,244 +58,6 @@ struct target {
 	char mnt[PATH_MAX];
 	char sub[PATH_MAX]; /* subtree inside the volume */
 };
-
-/* ---------------------------------------------------------------- permissions */
-
-struct who {
-	uid_t uid;
-	gid_t gid;
-	gid_t groups[256];
-	int ngroups;
-};
-
-static bool in_group(const struct who *w, uint32_t gid)
-{
-	if (gid == w->gid)
-		return true;
-	for (int i = 0; i < w->ngroups; i++)
-		if (w->groups[i] == gid)
-			return true;
-	return false;
-}
-
-/* want: 4 read, 1 search */
-static bool may(const struct who *w, const struct idx_hit *d, unsigned want)
-{
-	unsigned bits;
-	if (w->uid == d->uid)
-		bits = (d->mode >> 6) & 7;
-	else if (in_group(w, d->gid))
-		bits = (d->mode >> 3) & 7;
-	else
-		bits = d->mode & 7;
-	return (bits & want) == want;
-}
-
-struct dir_memo {
-	uint64_t ino[1024];
-	signed char ok[1024];
-};
-
-/* Can the caller walk from the root down into dir (search on every
- * directory on the way)? */
-static bool reachable(struct idx_backend *be, const struct who *w, struct dir_memo *m, uint64_t dir, int depth)
-{
-	size_t slot = (size_t)(dir * 0x9E3779B97F4A7C15ULL >> 54) & 1023;
-	if (m->ino[slot] == dir && m->ok[slot])
-		return m->ok[slot] > 0;
-	struct idx_hit d;
-	bool ok = depth < 4096 && be->ops->get(be, dir, &d) == 0 && may(w, &d, 1) &&
-		  (dir == MFS_ROOT_INO || reachable(be, w, m, d.parent, depth + 1));
-	m->ino[slot] = dir;
-	m->ok[slot] = ok ? 1 : -1;
-	return ok;
-}
-
-/* ---------------------------------------------------------------- output */
-
-enum out_kind { OUT_PATHS, OUT_JSON, OUT_LONG };
-
-struct run {
-	struct idx_backend *be;
-	const struct target *t;
-	enum out_kind out;
-	bool nul, count_only, root;
-	long limit;
-	long shown;
-	struct who who;
-	struct dir_memo memo;
-};
-
-static void mode_string(uint32_t m, char out[11])
-{
-	static const char types[] = "?pc?d?b?-?l?s???";
-	out[0] = types[(m >> 12) & 15];
-	const char *rwx = "rwxrwxrwx";
-	for (int i = 0; i < 9; i++)
-		out[1 + i] = (m & (1u << (8 - i))) ? rwx[i] : '-';
-	if (m & S_ISUID)
-		out[3] = (m & S_IXUSR) ? 's' : 'S';
-	if (m & S_ISGID)
-		out[6] = (m & S_IXGRP) ? 's' : 'S';
-	if (m & S_ISVTX)
-		out[9] = (m & S_IXOTH) ? 't' : 'T';
-	out[10] = '\0';
-}
-
-static void user_name(uint32_t uid, char *out, size_t len)
-{
-	struct passwd pw, *res;
-	char buf[1024];
-	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
-		snprintf(out, len, "%s", pw.pw_name);
-	else
-		snprintf(out, len, "%u", uid);
-}
-
-static void group_name(uint32_t gid, char *out, size_t len)
-{
-	struct group gr, *res;
-	char buf[1024];
-	if (getgrgid_r(gid, &gr, buf, sizeof buf, &res) == 0 && res)
-		snprintf(out, len, "%s", gr.gr_name);
-	else
-		snprintf(out, len, "%u", gid);
-}
-
-static int add_field(void *arg, const char *key, const double *num, const char *str)
-{
-	json_t *fields = arg;
-	json_t *v;
-	if (num && str && (*num == 1 || *num == 0) && !strcmp(str, *num ? "true" : "false"))
-		v = json_boolean(*num == 1); /* a JSON boolean is indexed as 1/0 and its word */
-	else if (num && *num == (double)(json_int_t)*num)
-		v = json_integer((json_int_t)*num);
-	else
-		v = num ? json_real(*num) : str ? json_string(str) : json_null();
-	if (!strcmp(key, "tag")) {
-		json_t *tags = json_object_get(fields, "tags");
-		if (!tags)
-			json_object_set_new(fields, "tags", tags = json_array());
-		json_array_append_new(tags, v);
-		return 0;
-	}
-	json_t *x = json_object_get(fields, "xattrs");
-	if (!x)
-		json_object_set_new(fields, "xattrs", x = json_object());
-	json_t *old = json_object_get(x, key);
-	if (!old) {
-		json_object_set_new(x, key, v);
-	} else if (json_is_array(old)) {
-		json_array_append_new(old, v);
-	} else {
-		json_t *a = json_array();
-		json_array_append(a, old);
-		json_array_append_new(a, v);
-		json_object_set_new(x, key, a);
-	}
-	return 0;
-}
-
-static int on_hit(void *arg, const struct idx_hit *h)
-{
-	struct run *r = arg;
-	if (r->limit >= 0 && r->shown >= r->limit)
-		return 1;
-	if (!r->root) {
-		/* list the directory (read + search), and reach it */
-		struct idx_hit dir;
-		if (r->be->ops->get(r->be, h->parent, &dir) != 0 || !may(&r->who, &dir, 5) ||
-		    !reachable(r->be, &r->who, &r->memo, h->parent, 0))
-			return 0;
-	}
-	r->shown++;
-	if (r->count_only)
-		return r->limit >= 0 && r->shown >= r->limit ? 1 : 0;
-	/* a path through the mount when asked through one */
-	const char *prefix = r->t->mnt[0] ? r->t->mnt : "";
-	size_t plen = strlen(prefix);
-	if (plen == 1 && prefix[0] == '/')
-		plen = 0;
-	if (r->out == OUT_PATHS) {
-		fwrite(prefix, 1, plen, stdout);
-		fwrite(h->path, 1, h->path_len, stdout);
-		putchar(r->nul ? '\0' : '\n');
-	} else if (r->out == OUT_LONG) {
-		char mode[11], user[64], group[64], when[32];
-		mode_string(h->mode, mode);
-		user_name(h->uid, user, sizeof user);
-		group_name(h->gid, group, sizeof group);
-		time_t t = (time_t)(h->mtime / 1000000000LL);
-		struct tm tm;
-		localtime_r(&t, &tm);
-		strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-		printf("%s %3u %-8s %-8s %12llu %s ", mode, h->nlink, user, group, (unsigned long long)h->size, when);
-		fwrite(prefix, 1, plen, stdout);
-		fwrite(h->path, 1, h->path_len, stdout);
-		putchar(r->nul ? '\0' : '\n');
-	} else {
-		json_t *o = json_object();
-		char *full = malloc(plen + h->path_len + 1);
-		if (!full)
-			return -ENOMEM;
-		memcpy(full, prefix, plen);
-		memcpy(full + plen, h->path, h->path_len);
-		full[plen + h->path_len] = '\0';
-		json_t *p = json_stringn(full, plen + h->path_len);
-		if (p) {
-			json_object_set_new(o, "path", p);
-		} else {
-			/* a name that is not UTF-8: bytes kept as \u escapes of Latin-1 */
-			char *esc = malloc((plen + h->path_len) * 2 + 1), *q = esc;
-			for (size_t i = 0; esc && i < plen + h->path_len; i++) {
-				unsigned char c = (unsigned char)full[i];
-				if (c < 0x80) {
-					*q++ = (char)c;
-				} else {
-					*q++ = (char)(0xc0 | (c >> 6));
-					*q++ = (char)(0x80 | (c & 0x3f));
-				}
-			}
-			if (esc) {
-				*q = '\0';
-				json_object_set_new(o, "path_latin1", json_string(esc));
-			}
-			free(esc);
-		}
-		free(full);
-		char ts[64], user[64], group[64], mode[8];
-		json_object_set_new(o, "ino", json_integer((json_int_t)h->ino));
-		json_object_set_new(o, "type", json_string(type_name(h->mode)));
-		json_object_set_new(o, "size", json_integer((json_int_t)h->size));
-		snprintf(mode, sizeof mode, "%04o", h->mode & 07777);
-		json_object_set_new(o, "mode", json_string(mode));
-		json_object_set_new(o, "uid", json_integer(h->uid));
-		json_object_set_new(o, "gid", json_integer(h->gid));
-		user_name(h->uid, user, sizeof user);
-		group_name(h->gid, group, sizeof group);
-		json_object_set_new(o, "user", json_string(user));
-		json_object_set_new(o, "group", json_string(group));
-		json_object_set_new(o, "nlink", json_integer(h->nlink));
-		mfs_format_time(h->atime, ts, sizeof ts);
-		json_object_set_new(o, "atime", json_string(ts));
-		mfs_format_time(h->mtime, ts, sizeof ts);
-		json_object_set_new(o, "mtime", json_string(ts));
-		mfs_format_time(h->ctime, ts, sizeof ts);
-		json_object_set_new(o, "ctime", json_string(ts));
-		json_object_set_new(o, "score", json_real(h->score));
-		json_object_set_new(o, "xattrs", json_object());
-		json_object_set_new(o, "tags", json_array());
-		r->be->ops->fields_of(r->be, h->ino, add_field, o);
-		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (s)
-			puts(s);
-		free(s);
-		json_decref(o);
-	}
-	if (ferror(stdout))
-		return -EPIPE;
-	return r->limit >= 0 && r->shown >= r->limit ? 1 : 0;
-}
 
 /* ---------------------------------------------------------------- arguments */
 
@@ -323,40 +85,56 @@ static int target_of(const char *arg, struct target *t)
 	return 0;
 }
 
-static bool has_attr_cb(void *arg, const char *name)
+/* --consistent for a search run here: what the volume has committed */
+static int committed_local(void *arg, uint64_t *last, char *err, size_t errlen)
 {
-	struct idx_backend *be = arg;
-	return be->ops->has_attr(be, name);
-}
-
-/* Waits until the index has applied everything the volume had committed. */
-static int wait_consistent(struct idx_backend *be, const char *vol, double timeout)
-{
-	char err[1024] = "";
+	const char *vol = arg;
 	struct mfs_volume *v;
-	if (mfs_open(vol, STORE_OPEN_READONLY, &v, err, sizeof err)) {
-		die_msg("%s", err);
+	if (mfs_open(vol, STORE_OPEN_READONLY, &v, err, errlen))
 		return -1;
-	}
-	uint64_t first, last, have = 0;
-	int rc = v->store->ops->changelog_bounds(v->store, &first, &last);
+	uint64_t first;
+	int rc = v->store->ops->changelog_bounds(v->store, &first, last);
 	mfs_close(v);
 	if (rc) {
-		die_msg("%s: cannot read the changelog: %s", vol, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot read the changelog: %s", vol, strerror(-rc));
 		return -1;
 	}
-	int64_t deadline = mfs_now_ns() + (int64_t)(timeout * 1e9);
-	for (;;) {
-		if (be->ops->cursor(be, &have) == 0 && have >= last)
-			return 0;
-		if (mfs_now_ns() > deadline)
-			break;
-		mfs_sleep_us(10000);
+	return 0;
+}
+
+/* Searches the index directly when the caller can read it, and otherwise
+ * asks the daemon of the mount, which applies the permission filter to the
+ * caller's credentials. */
+static int find_dispatch(const struct find_request *rq, const struct target *t)
+{
+	char ipath[PATH_MAX], err[2048] = "";
+	indexer_default_path(t->vol, ipath, sizeof ipath);
+	bool root = geteuid() == 0;
+	if (!root && t->mnt[0] && access(ipath, R_OK) != 0 && errno == EACCES) {
+		uid_t owner;
+		if (mount_owner(t->mnt, &owner) != 0) {
+			die_msg("cannot read the search index of %s (permission denied), and %s is not in the mount table",
+				t->vol, t->mnt);
+			return 1;
+		}
+		int rc = search_remote(t->vol, owner, rq, err, sizeof err);
+		if (err[0])
+			die_msg("%s", err);
+		return rc < 0 ? 1 : rc;
 	}
-	die_msg("the index of %s has applied changes up to %llu of %llu and did not catch up in %g s "
-		"(is the volume mounted with its indexer, or `metafs indexer` running?)",
-		vol, (unsigned long long)have, (unsigned long long)last, timeout);
-	return -1;
+	long max = sysconf(_SC_NGROUPS_MAX);
+	gid_t *groups = calloc(max > 0 ? (size_t)max : 65536, sizeof *groups);
+	if (!groups)
+		return 1;
+	struct who w = { .root = root, .uid = geteuid(), .gid = getegid(), .groups = groups };
+	w.ngroups = getgroups(max > 0 ? (int)max : 65536, groups);
+	if (w.ngroups < 0)
+		w.ngroups = 0;
+	int rc = search_run(rq, &w, t->vol, committed_local, (void *)t->vol, stdout, err, sizeof err);
+	free(groups);
+	if (err[0])
+		die_msg("%s", err);
+	return rc;
 }
 
 int cmd_find(int argc, char **argv)
@@ -372,10 +150,7 @@ int cmd_find(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct run r = { .out = OUT_PATHS, .limit = -1 };
-	struct idx_query_opts qo = { .sort = IDX_SORT_SCORE };
-	bool consistent = false;
-	double timeout = 10;
+	struct find_request rq = { .sort = IDX_SORT_SCORE, .out = OUT_PATHS, .limit = -1, .timeout = 10 };
 	/* Options may come anywhere, but a query word may start with '-'
 	 * (-tag:x): only --long options and the exact short ones are
 	 * options; everything else, and all after "--", is PATH or query. */
@@ -405,18 +180,18 @@ int cmd_find(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(nopts, opts, "0lh", longopts, NULL)) != -1) {
 		switch (c) {
-		case '0': r.nul = true; break;
-		case 'l': r.out = OUT_LONG; break;
-		case 'j': r.out = OUT_JSON; break;
-		case 'r': qo.reverse = true; break;
-		case 'c': r.count_only = true; break;
-		case 'C': consistent = true; break;
+		case '0': rq.nul = true; break;
+		case 'l': rq.out = OUT_LONG; break;
+		case 'j': rq.out = OUT_JSON; break;
+		case 'r': rq.reverse = true; break;
+		case 'c': rq.count_only = true; break;
+		case 'C': rq.consistent = true; break;
 		case 's':
-			if (!strcmp(optarg, "score")) qo.sort = IDX_SORT_SCORE;
-			else if (!strcmp(optarg, "name")) qo.sort = IDX_SORT_NAME;
-			else if (!strcmp(optarg, "size")) qo.sort = IDX_SORT_SIZE;
-			else if (!strcmp(optarg, "mtime")) qo.sort = IDX_SORT_MTIME;
-			else if (!strcmp(optarg, "path")) qo.sort = IDX_SORT_PATH;
+			if (!strcmp(optarg, "score")) rq.sort = IDX_SORT_SCORE;
+			else if (!strcmp(optarg, "name")) rq.sort = IDX_SORT_NAME;
+			else if (!strcmp(optarg, "size")) rq.sort = IDX_SORT_SIZE;
+			else if (!strcmp(optarg, "mtime")) rq.sort = IDX_SORT_MTIME;
+			else if (!strcmp(optarg, "path")) rq.sort = IDX_SORT_PATH;
 			else {
 				die_msg("--sort %s: use score, name, size, mtime or path", optarg);
 				free(opts);
@@ -433,13 +208,13 @@ int cmd_find(int argc, char **argv)
 				free(words);
 				return 2;
 			}
-			r.limit = v;
+			rq.limit = v;
 			break;
 		}
 		case 'T': {
 			char *end;
-			timeout = strtod(optarg, &end);
-			if (*end || timeout < 0) {
+			rq.timeout = strtod(optarg, &end);
+			if (*end || rq.timeout < 0) {
 				die_msg("--timeout %s: not a number of seconds", optarg);
 				free(opts);
 				free(words);
@@ -490,8 +265,6 @@ int cmd_find(int argc, char **argv)
 	struct target *targets = calloc((size_t)(npaths ? npaths : 1), sizeof *targets);
 	const char **under = calloc((size_t)npaths + 2, sizeof *under);
 	int rc = 1;
-	struct idx_backend *be = NULL;
-	struct q_node *q = NULL;
 	if (!targets || !under)
 		goto out;
 	if (npaths == 0) {
@@ -515,69 +288,12 @@ int cmd_find(int argc, char **argv)
 	bool whole = false;
 	for (int i = 0; i < npaths; i++)
 		whole |= !targets[i].sub[0] || !strcmp(targets[i].sub, "/");
-	qo.under = whole ? NULL : under;
 
-	char ipath[PATH_MAX], err[1024] = "";
-	indexer_default_path(targets[0].vol, ipath, sizeof ipath);
-	int epos = 0;
-	if (q_parse(query, &q, err, sizeof err, &epos)) {
-		die_msg("find: %s", err);
-		rc = 2;
-		goto out;
-	}
-	int orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err);
-	/* a volume just mounted may still be building its first index */
-	for (int64_t until = mfs_now_ns() + (int64_t)(timeout * 1e9); consistent && orc == -ENOENT && mfs_now_ns() < until;) {
-		mfs_sleep_us(50000);
-		orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, err, sizeof err);
-	}
-	if (orc == -EACCES) {
-		die_msg("cannot read the search index of %s: permission denied (metafs find reads %s, "
-			"inside the volume directory)", targets[0].vol, ipath);
-		goto out;
-	} else if (orc == -ENOENT) {
-		die_msg("%s has no search index yet (mount it, or run: metafs reindex %s)", targets[0].vol,
-			targets[0].vol);
-		goto out;
-	} else if (orc) {
-		die_msg("the search index of %s is unusable: %s (run: metafs reindex %s)", targets[0].vol, err,
-			targets[0].vol);
-		goto out;
-	}
-	/* wait first: a field set just before the query must be known */
-	if (consistent && wait_consistent(be, targets[0].vol, timeout))
-		goto out;
-	if (q_resolve(q, mfs_now_ns(), has_attr_cb, be, err, sizeof err, &epos)) {
-		die_msg("find: %s", err);
-		rc = 2;
-		goto out;
-	}
-
-	r.be = be;
-	r.t = &targets[0];
-	r.root = geteuid() == 0;
-	r.who.uid = geteuid();
-	r.who.gid = getegid();
-	r.who.ngroups = getgroups((int)MFS_ARRAY_LEN(r.who.groups), r.who.groups);
-	if (r.who.ngroups < 0)
-		r.who.ngroups = 0;
-	int qrc = be->ops->query(be, q, &qo, on_hit, &r);
-	fflush(stdout);
-	if (qrc == -EPIPE) {
-		rc = 0;
-		goto out;
-	}
-	if (qrc) {
-		die_msg("find: the search failed: %s", strerror(-qrc));
-		goto out;
-	}
-	if (r.count_only)
-		printf("%ld\n", r.shown);
-	rc = 0;
+	rq.under = whole ? NULL : under;
+	rq.query = query;
+	rq.prefix = targets[0].mnt;
+	rc = find_dispatch(&rq, &targets[0]);
 out:
-	q_free(q);
-	if (be)
-		be->ops->close(be);
 	free(targets);
 	free(under);
 	free(query);

@@ -9,6 +9,7 @@
 #include "tools.h"
 #include "fs.h"
 #include "indexer.h"
+#include "search.h"
 #include "metadata.h"
 #include "common.h"
 
@@ -149,6 +150,11 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 		if (indexer_thread_start(v, ipath, &ixt))
 			log_error("cannot start the indexer; search will lag until `metafs indexer %s` runs", vol);
 	}
+	struct search_service *svc = NULL;
+	rc = search_service_start(v, vol, &svc);
+	if (rc)
+		log_error("cannot start the search service (%s): users who cannot read %s/index.sqlite cannot "
+			  "search this volume", strerror(-rc), vol);
 	if (report_fd >= 0) {
 		/* ready: an empty report; then leave the terminal */
 		close(report_fd);
@@ -165,6 +171,7 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 	}
 	rc = mfs_fs_run(fs);
 	mfs_fs_destroy(fs);
+	search_service_stop(svc);
 	/* after the last flush, so the index holds everything committed */
 	indexer_thread_stop(ixt);
 	mfs_close(v);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 int cmd_format(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
@@ -21,6 +22,9 @@ int cmd_reindex(int argc, char **argv);
 int resolve_volume(const char *arg, char *out, size_t outlen);
 /* The same, also giving the mountpoint ("" when arg names a volume). */
 int resolve_target(const char *arg, char *vol, size_t vollen, char *mnt, size_t mntlen);
+
+/* The uid of the daemon serving the mount at mnt (its user_id= option). */
+int mount_owner(const char *mnt, uid_t *uid);
 
 /* "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev" */
 const char *type_name(uint32_t mode);

@@ -36,6 +36,26 @@ static void unescape_fsname(char *s)
 	*q = '\0';
 }
 
+/* Splits a line of /proc/self/mountinfo
+ *   id parent major:minor root mountpoint opts [optional...] - type source superopts
+ * and says whether it is a metafs mount; *dash is the index of "-". */
+static bool metafs_mount_line(char *line, char *fields[16], int *dash)
+{
+	int n = 0;
+	for (char *save = NULL, *t = strtok_r(line, " \n", &save); t && n < 16; t = strtok_r(NULL, " \n", &save))
+		fields[n++] = t;
+	*dash = -1;
+	for (int i = 6; i < n; i++)
+		if (!strcmp(fields[i], "-")) {
+			*dash = i;
+			break;
+		}
+	if (n < 5 || *dash < 0 || *dash + 3 >= n || strcmp(fields[*dash + 1], "fuse.metafs"))
+		return false;
+	unescape(fields[4]);
+	return true;
+}
+
 int resolve_volume(const char *arg, char *out, size_t outlen)
 {
 	char mnt[PATH_MAX];
@@ -68,21 +88,11 @@ int resolve_target(const char *arg, char *out, size_t outlen, char *mntout, size
 	char line[8192], best[PATH_MAX] = "", best_mnt[PATH_MAX] = "";
 	size_t best_len = 0;
 	while (fgets(line, sizeof line, f)) {
-		/* id parent major:minor root mountpoint opts [optional...] - type source superopts */
 		char *fields[16];
-		int n = 0;
-		for (char *save = NULL, *t = strtok_r(line, " \n", &save); t && n < 16; t = strtok_r(NULL, " \n", &save))
-			fields[n++] = t;
-		int dash = -1;
-		for (int i = 6; i < n; i++)
-			if (!strcmp(fields[i], "-")) {
-				dash = i;
-				break;
-			}
-		if (n < 5 || dash < 0 || dash + 2 >= n || strcmp(fields[dash + 1], "fuse.metafs"))
+		int dash;
+		if (!metafs_mount_line(line, fields, &dash))
 			continue;
 		char *mnt = fields[4];
-		unescape(mnt);
 		size_t len = strlen(mnt);
 		bool inside = !strcmp(mnt, "/") || (!strncmp(real, mnt, len) && (real[len] == '/' || real[len] == '\0'));
 		if (inside && len >= best_len) {
@@ -102,4 +112,27 @@ int resolve_target(const char *arg, char *out, size_t outlen, char *mntout, size
 	snprintf(out, outlen, "%s", best);
 	snprintf(mntout, mntlen, "%s", best_mnt);
 	return 0;
+}
+
+int mount_owner(const char *mnt, uid_t *uid)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return -1;
+	char line[8192];
+	int found = -1;
+	while (fgets(line, sizeof line, f)) {
+		char *fields[16];
+		int dash;
+		if (!metafs_mount_line(line, fields, &dash) || strcmp(fields[4], mnt))
+			continue;
+		/* the super options: rw,user_id=0,group_id=0,... (the last mount wins) */
+		for (char *save = NULL, *o = strtok_r(fields[dash + 3], ",", &save); o; o = strtok_r(NULL, ",", &save))
+			if (!strncmp(o, "user_id=", 8)) {
+				*uid = (uid_t)strtoul(o + 8, NULL, 10);
+				found = 0;
+			}
+	}
+	fclose(f);
+	return found;
 }

@@ -5,7 +5,8 @@
 # renames, deletions and hard links; malformed queries; awkward input
 # (invalid JSON, binary and 60 KiB values, names that are not UTF-8); the
 # indexer run outside the daemon, killed mid-stream and restarted; a deleted
-# and a rebuilt index; and what other users are shown. Every answer is
+# and a rebuilt index; and what other users are shown, through the daemon's
+# search service and from the index file. Every answer is
 # checked with --consistent. Checks that fail are all reported, then the
 # test fails.
 source "$(dirname "$0")/lib.sh"
@@ -620,10 +621,10 @@ MNT3=$E2E_TMP/mnt3
 new_volume "$VOL3"
 mount_volume "$VOL3" "$MNT3" -o allow_other
 wait_index "$VOL3"
-# nobody must reach the mount point and read the index: the temporary
-# directory is private and a volume directory is root-only (0750) by default.
+# nobody must reach the mount point: the temporary directory is private. The
+# volume directory stays root-only (0750, the default): nobody cannot read the
+# index and searches through the daemon's search service.
 chmod 711 "$E2E_TMP"
-chmod 755 "$VOL3"
 M=$MNT3
 mkdir "$M/pub" "$M/secret" "$M/secret/sub" "$M/noread" "$M/noexec" "$M/grp" "$M/own" "$M/ownnoperm"
 for f in pub/a.txt secret/s.txt secret/hl.txt secret/sub/x.txt noread/n.txt noexec/e.txt grp/g.txt own/o.txt ownnoperm/z.txt; do
@@ -647,11 +648,21 @@ ALL=(pub secret secret/sub noread noexec grp own ownnoperm pub/a.txt pub/link.tx
     secret/sub/x.txt noread/n.txt noexec/e.txt grp/g.txt own/o.txt ownnoperm/z.txt)
 VISIBLE=(pub secret noread noexec grp own ownnoperm pub/a.txt pub/link.txt grp/g.txt own/o.txt)
 expect_in "$M" "$M" tag:perm "${ALL[@]}"
-as_nobody() {
+# as_user GROUPS ARGS...: metafs find --consistent ARGS as uid 65534 with the
+# supplementary groups GROUPS (a comma list, or "" for none).
+as_user() {
+    local groups=$1
+    shift
     RC=0
-    (cd / && setpriv --reuid=65534 --regid=65534 --clear-groups "$METAFS" find --consistent "$@") \
+    if [ -n "$groups" ]; then set -- --groups="$groups" "$@"; else set -- --clear-groups "$@"; fi
+    (cd / && setpriv --reuid=65534 --regid=65534 "${@:1:1}" "$METAFS" find --consistent "${@:2}") \
         >"$E2E_TMP/out" 2>"$E2E_TMP/err" || RC=$?
 }
+as_nobody() {
+    as_user "" "$@"
+}
+setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$VOL3/index.sqlite" &&
+    fail "nobody can read the index file: these checks would not go through the search service"
 as_nobody "$M" tag:perm
 LC_ALL=C sort "$E2E_TMP/out" >"$E2E_TMP/got"
 for p in "${VISIBLE[@]}"; do echo "$M/$p"; done | LC_ALL=C sort >"$E2E_TMP/want"
@@ -667,6 +678,89 @@ as_nobody "$M" name:hl
 [ "$RC" -eq 0 ] && [ ! -s "$E2E_TMP/out" ] || bad "name:hl (only the name of the link in secret/) showed nobody: $(cat "$E2E_TMP/out")"
 as_nobody "$M" --json tag:perm
 [ "$(wc -l <"$E2E_TMP/out")" -eq "${#VISIBLE[@]}" ] || bad "--json as nobody printed $(wc -l <"$E2E_TMP/out") lines"
+as_nobody "$M" -l --sort path tag:perm
+[ "$(wc -l <"$E2E_TMP/out")" -eq "${#VISIBLE[@]}" ] && grep -q "^-rw-r--r-- .* $M/pub/a.txt\$" "$E2E_TMP/out" ||
+    bad "-l as nobody: $(head -c 300 "$E2E_TMP/out" "$E2E_TMP/err")"
+
+note "the search service: groups, read-your-writes, errors"
+# supplementary groups count, as the kernel knows them (not as claimed)
+mkdir "$M/team"
+echo t >"$M/team/t.txt"
+chown root:4242 "$M/team"
+chmod 750 "$M/team"
+setfattr -n user.tag.team "$M/team/t.txt"
+as_nobody "$M" tag:team
+[ "$RC" -eq 0 ] && [ ! -s "$E2E_TMP/out" ] || bad "nobody outside group 4242 was shown: $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
+as_user 4242 "$M" tag:team
+[ "$RC" -eq 0 ] && [ "$(cat "$E2E_TMP/out")" = "$M/team/t.txt" ] ||
+    bad "nobody in group 4242 was shown (exit $RC): $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
+# a change made just before is found with --consistent
+echo w >"$M/pub/fresh.txt"
+setfattr -n user.tag.fresh "$M/pub/fresh.txt"
+as_nobody "$M" tag:fresh
+[ "$RC" -eq 0 ] && [ "$(cat "$E2E_TMP/out")" = "$M/pub/fresh.txt" ] ||
+    bad "--consistent through the service (exit $RC): $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
+as_nobody "$M" 'tag:perm (pub'
+[ "$RC" -eq 2 ] && grep -q "column 10" "$E2E_TMP/err" || bad "a malformed query through the service: exit $RC, $(cat "$E2E_TMP/err")"
+as_nobody "$M" nosuchfield:1
+[ "$RC" -eq 2 ] && grep -q "unknown field 'nosuchfield'" "$E2E_TMP/err" ||
+    bad "an unknown field through the service: exit $RC, $(cat "$E2E_TMP/err")"
+as_nobody "$M/pub" -0 --sort name tag:perm
+[ "$RC" -eq 0 ] && [ "$(tr '\0' '\n' <"$E2E_TMP/out")" = "$M/pub/a.txt"$'\n'"$M/pub/link.txt"$'\n'"$M/pub" ] ||
+    bad "-0 below pub/ through the service: $(tr '\0' '|' <"$E2E_TMP/out") $(cat "$E2E_TMP/err")"
+# the reader of a pipe that closes early
+as_nobody "$M" --limit 1 tag:perm
+[ "$RC" -eq 0 ] && [ "$(wc -l <"$E2E_TMP/out")" -eq 1 ] || bad "--limit 1 through the service: $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
+
+note "the same answers when nobody reads the index file itself"
+as_nobody "$M" --json tag:perm
+cp "$E2E_TMP/out" "$E2E_TMP/json-service"
+as_nobody "$M" -l --sort path tag:perm
+cp "$E2E_TMP/out" "$E2E_TMP/long-service"
+chmod 755 "$VOL3"
+as_nobody "$M" --json tag:perm
+cmp -s "$E2E_TMP/out" "$E2E_TMP/json-service" ||
+    bad "--json differs between the service and the index file:"$'\n'"$(diff "$E2E_TMP/json-service" "$E2E_TMP/out" | head)"
+as_nobody "$M" -l --sort path tag:perm
+cmp -s "$E2E_TMP/out" "$E2E_TMP/long-service" || bad "-l differs between the service and the index file"
+chmod 750 "$VOL3"
+
+note "a socket name taken by someone else is not believed"
+SOCK=$(grep -o 'metafs-search/[0-9a-f]*' "$VOL3/metafs.log" | tail -n 1)
+[ -n "$SOCK" ] || fail "the daemon did not log its search socket"
+unmount_volume "$MNT3"
+setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind("\0" + sys.argv[1])
+s.listen()
+print("bound", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(b"O\x0d\x00\x00\x00/forged/path\nX\x01\x00\x00\x00\x00")
+    except OSError:
+        pass
+    c.close()
+' "$SOCK" >"$E2E_TMP/squatter.out" 2>&1 &
+SQUATTER=$!
+for i in $(seq 1 50); do grep -q bound "$E2E_TMP/squatter.out" && break; sleep 0.1; done
+grep -q bound "$E2E_TMP/squatter.out" || fail "the squatter could not bind @$SOCK: $(cat "$E2E_TMP/squatter.out")"
+mount_volume "$VOL3" "$MNT3" -o allow_other
+as_nobody "$M" tag:perm
+[ "$RC" -eq 1 ] && grep -q "refusing the search service" "$E2E_TMP/err" && ! grep -q forged "$E2E_TMP/out" ||
+    bad "a search answered by a squatter: exit $RC, $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
+grep -q "another process holds the socket name" "$VOL3/metafs.log" || bad "the daemon did not log the taken name"
+kill "$SQUATTER"
+wait "$SQUATTER" 2>/dev/null || true
+# the daemon takes the name when it is free again (it retries every 5 s)
+for i in $(seq 1 100); do
+    as_nobody "$M" --count tag:perm
+    [ "$RC" -eq 0 ] && break
+    sleep 0.2
+done
+[ "$RC" -eq 0 ] && [ "$(cat "$E2E_TMP/out")" = "${#VISIBLE[@]}" ] ||
+    bad "20 s after the squatter left, the service still does not answer: exit $RC, $(cat "$E2E_TMP/out" "$E2E_TMP/err")"
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
     fail "${#FAILED[@]} checks failed:"$'\n'"$(printf '  %s\n' "${FAILED[@]}")"

@@ -57,6 +57,8 @@ build() {
 build fuzz_query -I"$src/indexer" "$here/fuzz_query.c" "$src/indexer/query.c"
 build fuzz_changelog -I"$src/metadata" -I"$src/common" "$here/fuzz_changelog.c" \
     "$src/metadata/changelog.c" "$src/common/util.c" "$src/common/log.c"
+build fuzz_search_request -I"$src/tools" -I"$src/indexer" -I"$src/metadata" -I"$src/common" \
+    -I"$src/blockstore" "$here/fuzz_search_request.c" "$src/tools/search_wire.c"
 
 failed=0
 run() {
@@ -78,6 +80,7 @@ run() {
 }
 run fuzz_query "$here/corpus_query"
 run fuzz_changelog
+run fuzz_search_request "$here/corpus_search_request"
 
 if [ "$failed" -ne 0 ]; then
     exit 1
