@@ -6,7 +6,8 @@
  *   names  one row a name: (parent, name) -> inode, with the full path,
  *          indexed by path so a subtree is one range scan
  *   attrs  typed fields from user.* xattrs: text values as str, JSON values
- *          flattened to dotted keys (numbers in num, so ranges use the index)
+ *          flattened to dotted keys (numbers in num, so ranges use the index),
+ *          keyed by (inode, key, seq): seq numbers a document's rows
  *   tags   user.xdg.tags entries and user.tag.* names
  *   fts    FTS5 over names, paths and xattr text (rowid = inode)
  *   fts_names  FTS5 over each name alone (rowid = names.id), so that name:
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 2
+#define INDEX_FORMAT 3
 
 #define STMT_CACHE 32
 
@@ -87,7 +89,8 @@ static const char *const schema =
 	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
 	"CREATE TABLE names(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, parent INTEGER NOT NULL,"
 	" name BLOB NOT NULL, path BLOB NOT NULL);"
-	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, num REAL, str TEXT);"
+	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, num REAL, str TEXT,"
+	" PRIMARY KEY(ino, key, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
@@ -98,9 +101,8 @@ static const char *const schema_indexes =
 	"CREATE UNIQUE INDEX IF NOT EXISTS names_entry ON names(parent, name);"
 	"CREATE INDEX IF NOT EXISTS names_ino ON names(ino);"
 	"CREATE INDEX IF NOT EXISTS names_path ON names(path);"
-	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(key, num);"
+	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(key, num) WHERE num IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(key, str);"
-	"CREATE INDEX IF NOT EXISTS attrs_ino ON attrs(ino);"
 	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
@@ -311,6 +313,7 @@ struct attr_sink {
 	struct sq *s;
 	sqlite3_stmt *st;
 	uint64_t ino;
+	int64_t seq; /* rows of this document so far */
 	int rc;
 };
 
@@ -321,14 +324,15 @@ static void attr_row(struct attr_sink *a, const char *key, const double *num, co
 	sqlite3_reset(a->st);
 	sqlite3_bind_int64(a->st, 1, (int64_t)a->ino);
 	sqlite3_bind_text(a->st, 2, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(a->st, 3, a->seq++);
 	if (num)
-		sqlite3_bind_double(a->st, 3, *num);
-	else
-		sqlite3_bind_null(a->st, 3);
-	if (str)
-		sqlite3_bind_text(a->st, 4, str, (int)slen, SQLITE_TRANSIENT);
+		sqlite3_bind_double(a->st, 4, *num);
 	else
 		sqlite3_bind_null(a->st, 4);
+	if (str)
+		sqlite3_bind_text(a->st, 5, str, (int)slen, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(a->st, 5);
 	a->rc = sq_err(a->s, sqlite3_step(a->st), "attrs");
 }
 
@@ -497,8 +501,8 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	}
 	done(s, st);
 
-	struct attr_sink a = { s, NULL, ino, 0 };
-	if (!rc && prep(s, "INSERT INTO attrs(ino, key, num, str) VALUES(?, ?, ?, ?)", &a.st) != SQLITE_OK)
+	struct attr_sink a = { s, NULL, ino, 0, 0 };
+	if (!rc && prep(s, "INSERT INTO attrs(ino, key, seq, num, str) VALUES(?, ?, ?, ?, ?)", &a.st) != SQLITE_OK)
 		rc = sq_err(s, SQLITE_ERROR, "attrs");
 	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
 		const struct idx_xattr *x = &d->xattrs[i];
@@ -1589,8 +1593,17 @@ long idx_sqlite_compare(const char *have, const char *want,
 	return diffs;
 }
 
+/* Before SQLite's first use: no global count of allocated memory, which
+ * every malloc would update under one mutex. */
+static void sqlite_setup(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sqlite_setup);
 	bool create = flags & IDX_OPEN_CREATE, ro = flags & IDX_OPEN_READONLY;
 	if (!create && access(path, ro ? R_OK : R_OK | W_OK) != 0) {
 		int e = errno;
@@ -1641,7 +1654,11 @@ int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char 
 		} else if (!ro) {
 			/* NORMAL: a crash may lose the last commits, never corrupt;
 			 * the cursor is rolled back with them and they are redone */
-			r = exec(s, "PRAGMA synchronous=NORMAL");
+			/* checkpoints every 32 MiB of log rather than 4: a page the
+			 * batches keep changing is copied into the file once, and
+			 * the log is cut back to 64 MiB after a big batch */
+			r = exec(s, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192;"
+				    " PRAGMA journal_size_limit=67108864");
 		}
 		if (!r && !ro) {
 			sqlite3_stmt *st;

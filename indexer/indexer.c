@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #define OPS(t) ((t)->store->ops)
-#define BATCH 10000 /* records an index transaction: each commit writes out FTS5 segments */
+/* records an index transaction at most: each commit writes out FTS5
+ * segments and the pages it changed, so a bigger one writes less a record;
+ * a batch this size still commits in about a second at a million files */
+#define BATCH 40000
 
 struct indexer {
 	struct mfs_volume *v;
@@ -366,8 +369,9 @@ static int apply_one(struct indexer *ix, const struct pending *p, struct loaded 
 
 /*
  * Reading documents from the store is about a third of the work of a batch
- * and needs nothing from the index, so two threads share it, half a chunk
- * each, each in its own read transaction. Snapshots taken a moment apart
+ * and needs nothing from the index: two threads read a batch's first chunk,
+ * half each, and then one reads each next chunk while the current one is
+ * applied, each in its own read transaction. Snapshots taken a moment apart
  * are harmless: whatever one of them misses comes later in the changelog,
  * after the batch's last record, and is applied again.
  */
@@ -418,27 +422,53 @@ static int load_docs(struct store *s, const struct pending *const *v, size_t n, 
 #define LOAD_CHUNK 512
 
 /* Applies the batch: directories that moved first, so that the moves of
- * subtrees are done before the documents inside them are rewritten. */
+ * subtrees are done before the documents inside them are rewritten. While
+ * one chunk is applied, a thread reads the next one from the store: the
+ * index and the store each keep a core busy. */
 static int apply_batch(struct indexer *ix, const struct batch *b)
 {
 	const struct pending **order = malloc((b->n + 1) * sizeof *order);
-	struct loaded *docs = calloc(LOAD_CHUNK, sizeof *docs);
-	int rc = order && docs ? 0 : -ENOMEM;
+	struct loaded *bufs[2] = { calloc(LOAD_CHUNK, sizeof(struct loaded)), calloc(LOAD_CHUNK, sizeof(struct loaded)) };
+	int rc = order && bufs[0] && bufs[1] ? 0 : -ENOMEM;
 	size_t k = 0;
 	for (int pass = 0; pass < 2 && !rc; pass++)
 		for (size_t i = 0; i < b->n; i++)
 			if ((pass == 0) == b->v[i].dir_moved)
 				order[k++] = &b->v[i];
-	for (size_t at = 0; at < k && !rc; at += LOAD_CHUNK) {
+	if (!rc && k)
+		rc = load_docs(ix->v->store, order, k < LOAD_CHUNK ? k : LOAD_CHUNK, bufs[0]);
+	struct load_job next = { .s = ix->v->store };
+	pthread_t th;
+	for (size_t at = 0, c = 0; at < k && !rc; at += LOAD_CHUNK, c++) {
 		size_t n = k - at < LOAD_CHUNK ? k - at : LOAD_CHUNK;
-		rc = load_docs(ix->v->store, order + at, n, docs);
+		struct loaded *docs = bufs[c & 1];
+		bool ahead = false;
+		if (at + n < k) {
+			next.v = order + at + n;
+			next.out = bufs[(c + 1) & 1];
+			next.from = 0;
+			next.to = k - at - n < LOAD_CHUNK ? k - at - n : LOAD_CHUNK;
+			next.rc = 0;
+			ahead = pthread_create(&th, NULL, load_range, &next) == 0;
+			if (!ahead)
+				load_range(&next);
+		}
 		for (size_t i = 0; i < n && !rc; i++)
 			rc = apply_one(ix, order[at + i], &docs[i]);
 		for (size_t i = 0; i < n; i++)
 			idx_doc_clear(&docs[i].d);
+		if (ahead)
+			pthread_join(th, NULL);
+		if (!rc && at + n < k)
+			rc = next.rc;
 	}
+	/* a chunk loaded ahead of a failure */
+	for (int i = 0; i < 2; i++)
+		for (size_t j = 0; bufs[i] && j < LOAD_CHUNK; j++)
+			idx_doc_clear(&bufs[i][j].d);
 	free(order);
-	free(docs);
+	free(bufs[0]);
+	free(bufs[1]);
 	return rc;
 }
 
