@@ -7,7 +7,8 @@
  *          indexed by path so a subtree is one range scan
  *   attrs  typed fields from user.* xattrs: text values as str, JSON values
  *          flattened to dotted keys (numbers in num, so ranges use the index),
- *          keyed by (inode, key, seq): seq numbers a document's rows
+ *          keyed by (inode, key id, seq): seq numbers a document's rows
+ *   keys   the field names, once each: attrs and its indexes hold an id
  *   tags   user.xdg.tags entries and user.tag.* names
  *   fts    FTS5 over names, paths and xattr text (rowid = inode)
  *   fts_names  FTS5 over each name alone (rowid = names.id), so that name:
@@ -30,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 3
+#define INDEX_FORMAT 4
 
 #define STMT_CACHE 32
 
@@ -45,6 +46,13 @@ struct sq {
 		sqlite3_stmt *st;
 	} cache[STMT_CACHE];
 	int ncache;
+	/* the writer's map of field names to key ids (emptied on rollback,
+	 * which may take back ids it handed out) */
+	struct key_id {
+		char *key;
+		int64_t id;
+	} *keys;
+	size_t nkeys, keys_cap;
 };
 
 static struct sq *SQ(struct idx_backend *b)
@@ -89,8 +97,9 @@ static const char *const schema =
 	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
 	"CREATE TABLE names(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, parent INTEGER NOT NULL,"
 	" name BLOB NOT NULL, path BLOB NOT NULL);"
-	"CREATE TABLE attrs(ino INTEGER NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, num REAL, str TEXT,"
-	" PRIMARY KEY(ino, key, seq)) WITHOUT ROWID;"
+	"CREATE TABLE keys(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE attrs(ino INTEGER NOT NULL, kid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, str TEXT,"
+	" PRIMARY KEY(ino, kid, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
@@ -101,8 +110,8 @@ static const char *const schema_indexes =
 	"CREATE UNIQUE INDEX IF NOT EXISTS names_entry ON names(parent, name);"
 	"CREATE INDEX IF NOT EXISTS names_ino ON names(ino);"
 	"CREATE INDEX IF NOT EXISTS names_path ON names(path);"
-	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(key, num) WHERE num IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(key, str);"
+	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(kid, num) WHERE num IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(kid, str);"
 	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
@@ -234,9 +243,19 @@ static int sq_commit(struct idx_backend *b, uint64_t cursor)
 	return exec(s, "COMMIT");
 }
 
+static void keys_clear(struct sq *s)
+{
+	for (size_t i = 0; i < s->keys_cap; i++)
+		free(s->keys[i].key);
+	free(s->keys);
+	s->keys = NULL;
+	s->nkeys = s->keys_cap = 0;
+}
+
 static void sq_rollback(struct idx_backend *b)
 {
 	exec(SQ(b), "ROLLBACK");
+	keys_clear(SQ(b));
 }
 
 static int64_t ts_ns(struct timespec ts)
@@ -309,6 +328,71 @@ static int remove_rows(struct sq *s, uint64_t ino)
 	return rc;
 }
 
+static uint64_t key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return h;
+}
+
+/* The id of a field name, made on first use. */
+static int key_id(struct sq *s, const char *key, int64_t *id)
+{
+	if (s->nkeys * 2 >= s->keys_cap) {
+		size_t cap = s->keys_cap ? s->keys_cap * 2 : 64;
+		struct key_id *t = calloc(cap, sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->keys_cap; i++) {
+			if (!s->keys[i].key)
+				continue;
+			size_t j = key_hash(s->keys[i].key) & (cap - 1);
+			while (t[j].key)
+				j = (j + 1) & (cap - 1);
+			t[j] = s->keys[i];
+		}
+		free(s->keys);
+		s->keys = t;
+		s->keys_cap = cap;
+	}
+	size_t j = key_hash(key) & (s->keys_cap - 1);
+	for (; s->keys[j].key; j = (j + 1) & (s->keys_cap - 1))
+		if (!strcmp(s->keys[j].key, key)) {
+			*id = s->keys[j].id;
+			return 0;
+		}
+	sqlite3_stmt *st;
+	int rc = prep(s, "SELECT id FROM keys WHERE key = ?", &st);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "keys");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	bool found = rc == SQLITE_ROW;
+	if (found)
+		*id = sqlite3_column_int64(st, 0);
+	done(s, st);
+	if (!found) {
+		if ((rc = sq_err(s, rc, "keys")))
+			return rc;
+		if ((rc = prep(s, "INSERT INTO keys(key) VALUES(?)", &st)) != SQLITE_OK)
+			return sq_err(s, rc, "keys");
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sq_err(s, sqlite3_step(st), "keys");
+		done(s, st);
+		if (rc)
+			return rc;
+		*id = sqlite3_last_insert_rowid(s->db);
+	}
+	char *copy = strdup(key);
+	if (!copy)
+		return -ENOMEM;
+	s->keys[j].key = copy;
+	s->keys[j].id = *id;
+	s->nkeys++;
+	return 0;
+}
+
 struct attr_sink {
 	struct sq *s;
 	sqlite3_stmt *st;
@@ -323,7 +407,10 @@ static void attr_row(struct attr_sink *a, const char *key, const double *num, co
 		return;
 	sqlite3_reset(a->st);
 	sqlite3_bind_int64(a->st, 1, (int64_t)a->ino);
-	sqlite3_bind_text(a->st, 2, key, -1, SQLITE_TRANSIENT);
+	int64_t kid = 0;
+	if ((a->rc = key_id(a->s, key, &kid)))
+		return;
+	sqlite3_bind_int64(a->st, 2, kid);
 	sqlite3_bind_int64(a->st, 3, a->seq++);
 	if (num)
 		sqlite3_bind_double(a->st, 4, *num);
@@ -502,7 +589,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	done(s, st);
 
 	struct attr_sink a = { s, NULL, ino, 0, 0 };
-	if (!rc && prep(s, "INSERT INTO attrs(ino, key, seq, num, str) VALUES(?, ?, ?, ?, ?)", &a.st) != SQLITE_OK)
+	if (!rc && prep(s, "INSERT INTO attrs(ino, kid, seq, num, str) VALUES(?, ?, ?, ?, ?)", &a.st) != SQLITE_OK)
 		rc = sq_err(s, SQLITE_ERROR, "attrs");
 	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
 		const struct idx_xattr *x = &d->xattrs[i];
@@ -704,7 +791,8 @@ static bool sq_has_attr(struct idx_backend *b, const char *name)
 	struct sq *s = SQ(b);
 	sqlite3_stmt *st;
 	/* the key itself, or a field inside it ("a" knows "a.b") */
-	if (prep(s, "SELECT 1 FROM attrs WHERE key = ?1 OR (key > ?1 || '.' AND key < ?1 || '/') LIMIT 1", &st) != SQLITE_OK)
+	if (prep(s, "SELECT 1 FROM keys k WHERE (k.key = ?1 OR (k.key > ?1 || '.' AND k.key < ?1 || '/'))"
+		    " AND EXISTS (SELECT 1 FROM attrs a WHERE a.kid = k.id) LIMIT 1", &st) != SQLITE_OK)
 		return false;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
@@ -835,6 +923,9 @@ static void cmp(struct sqlbuf *b, const char *col, const struct q_node *t, bool 
 	put(b, ")");
 }
 
+/* A field name's key id, as SQL: put it, the name as a parameter, then ")". */
+#define KEY_OF "(SELECT id FROM keys WHERE key = "
+
 /* The value condition of an xattr-field term, on the attrs columns. */
 static void attr_cond(struct sqlbuf *b, const struct q_node *n, const char *num_col, const char *str_col)
 {
@@ -958,10 +1049,10 @@ static void compile_at(struct sqlbuf *b, const struct q_node *n, bool top)
 		put(b, ")");
 		return;
 	case QF_ATTR:
-		put(b, b->per_row ? "EXISTS (SELECT 1 FROM attrs WHERE attrs.ino = d.ino AND key = "
-				  : "d.ino IN (SELECT ino FROM attrs WHERE key = ");
+		put(b, b->per_row ? "EXISTS (SELECT 1 FROM attrs WHERE attrs.ino = d.ino AND kid = " KEY_OF
+				  : "d.ino IN (SELECT ino FROM attrs WHERE kid = " KEY_OF);
 		p_text(b, n->attr, strlen(n->attr), 2);
-		put(b, " AND ");
+		put(b, ") AND ");
 		attr_cond(b, n, "num", "str");
 		put(b, ")");
 		return;
@@ -1029,9 +1120,9 @@ static sqlite3_stmt *term_rows(struct sq *s, const struct q_node *n, struct sqlb
 		put(b, "SELECT 1 FROM tags WHERE tag = ");
 		p_text(b, n->value, strlen(n->value), 2);
 	} else if (n->f == QF_ATTR) {
-		put(b, "SELECT 1 FROM attrs WHERE key = ");
+		put(b, "SELECT 1 FROM attrs WHERE kid = " KEY_OF);
 		p_text(b, n->attr, strlen(n->attr), 2);
-		put(b, " AND ");
+		put(b, ") AND ");
 		attr_cond(b, n, "num", "str");
 	} else {
 		char *q = fts_quote(n->value);
@@ -1189,9 +1280,10 @@ static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const stru
 		put(b, " AND ");
 		b->skip = driver;
 	} else if (driver) {
-		put(b, "0 AS score, NULL, NULL FROM attrs a JOIN docs d ON d.ino = a.ino JOIN names n ON n.ino = d.ino WHERE a.key = ");
+		put(b, "0 AS score, NULL, NULL FROM attrs a JOIN docs d ON d.ino = a.ino JOIN names n ON n.ino = d.ino"
+		       " WHERE a.kid = " KEY_OF);
 		p_text(b, driver->attr, strlen(driver->attr), 2);
-		put(b, " AND ");
+		put(b, ") AND ");
 		attr_cond(b, driver, "a.num", "a.str");
 		put(b, " AND ");
 		b->skip = driver;
@@ -1422,7 +1514,7 @@ static int sq_fields_of(struct idx_backend *be, uint64_t ino, idx_field_cb cb, v
 {
 	struct sq *s = SQ(be);
 	sqlite3_stmt *st;
-	int rc = prep(s, "SELECT key, num, str FROM attrs WHERE ino = ?1"
+	int rc = prep(s, "SELECT k.key, a.num, a.str FROM attrs a JOIN keys k ON k.id = a.kid WHERE a.ino = ?1"
 				    " UNION ALL SELECT 'tag', NULL, tag FROM tags WHERE ino = ?1", &st);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "fields");
@@ -1455,6 +1547,7 @@ static void sq_close(struct idx_backend *b)
 	if (s->bulk)
 		exec(s, "PRAGMA journal_mode=WAL");
 	sqlite3_close_v2(s->db);
+	keys_clear(s);
 	free(s);
 }
 
@@ -1554,6 +1647,18 @@ long idx_sqlite_compare(const char *have, const char *want,
 		sqlite3_close(db);
 		return -EIO;
 	}
+	/* fields with their names rather than key ids, which differ by file */
+	for (int i = 0; i < 2; i++) {
+		sql = sqlite3_mprintf("CREATE TEMP VIEW %s_fields AS SELECT a.ino, k.key, a.num, a.str FROM %s.attrs a"
+				      " JOIN %s.keys k ON k.id = a.kid", i ? "want" : "main", i ? "want" : "main",
+				      i ? "want" : "main");
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+		if (rc != SQLITE_OK) {
+			sqlite3_close(db);
+			return -EIO;
+		}
+	}
 	/* the version is left out: a document rebuilt from the same state
 	 * may carry a newer one than the change that last touched it */
 	static const struct {
@@ -1561,15 +1666,17 @@ long idx_sqlite_compare(const char *have, const char *want,
 	} parts[] = {
 		{ "document", "ino, mode, uid, gid, nlink, size, mtime, ctime", "docs" },
 		{ "name", "ino, parent, quote(name), quote(path)", "names" },
-		{ "field", "ino, key, num, str", "attrs" },
+		{ "field", "ino, key, num, str", "fields" },
 		{ "tag", "ino, tag", "tags" },
 	};
 	long diffs = 0;
 	for (size_t i = 0; i < MFS_ARRAY_LEN(parts); i++) {
 		for (int dir = 0; dir < 2; dir++) {
 			const char *a = dir ? "want" : "main", *b = dir ? "main" : "want";
-			sql = sqlite3_mprintf("SELECT %s FROM %s.%s EXCEPT SELECT %s FROM %s.%s", parts[i].cols, a,
-					      parts[i].table, parts[i].cols, b, parts[i].table);
+			bool view = !strcmp(parts[i].table, "fields");
+			sql = sqlite3_mprintf(view ? "SELECT %s FROM temp.%s_%s EXCEPT SELECT %s FROM temp.%s_%s"
+						   : "SELECT %s FROM %s.%s EXCEPT SELECT %s FROM %s.%s",
+					      parts[i].cols, a, parts[i].table, parts[i].cols, b, parts[i].table);
 			rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 			sqlite3_free(sql);
 			if (rc != SQLITE_OK) {
