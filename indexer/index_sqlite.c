@@ -6,8 +6,9 @@
  *   names  one row a name: (parent, name) -> inode, with the full path,
  *          indexed by path so a subtree is one range scan
  *   attrs  typed fields from user.* xattrs: text values as str, JSON values
- *          flattened to dotted keys (numbers in num, so ranges use the index),
- *          keyed by (inode, key id, seq): seq numbers a document's rows
+ *          flattened to dotted keys (numbers in num alone, so ranges use the
+ *          index; booleans as 1/0 and their word), keyed by (inode, key id,
+ *          seq): seq numbers a document's rows
  *   keys   the field names, once each: attrs and its indexes hold an id
  *   tags   user.xdg.tags entries and user.tag.* names
  *   fts    FTS5 over names, paths and xattr text (rowid = inode)
@@ -31,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 4
+#define INDEX_FORMAT 5
 
 #define STMT_CACHE 32
 
@@ -111,7 +112,7 @@ static const char *const schema_indexes =
 	"CREATE INDEX IF NOT EXISTS names_ino ON names(ino);"
 	"CREATE INDEX IF NOT EXISTS names_path ON names(path);"
 	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(kid, num) WHERE num IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(kid, str);"
+	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(kid, str) WHERE str IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
@@ -152,7 +153,7 @@ static int exec_i64(struct sq *s, const char *sql, int n, const int64_t *args)
 }
 
 /* Valid UTF-8 for the text index: invalid bytes become U+FFFD. */
-static char *to_utf8(const char *p, size_t len)
+char *idx_to_utf8(const char *p, size_t len)
 {
 	char *out = malloc(len * 3 + 1), *q = out;
 	if (!out)
@@ -181,7 +182,7 @@ static char *to_utf8(const char *p, size_t len)
 	return out;
 }
 
-static bool is_utf8(const void *p, size_t len)
+bool idx_is_utf8(const void *p, size_t len)
 {
 	json_t *j = json_stringn(p, len); /* NULL when the bytes are not UTF-8 */
 	json_decref(j);
@@ -455,10 +456,9 @@ static void flatten(struct attr_sink *a, const char *key, json_t *j, int depth)
 		break;
 	case JSON_INTEGER:
 	case JSON_REAL: {
+		/* no text: a quoted number finds it through num (attr_cond) */
 		num = json_number_value(j);
-		char txt[64];
-		snprintf(txt, sizeof txt, "%.17g", num);
-		attr_row(a, key, &num, txt, strlen(txt));
+		attr_row(a, key, &num, NULL, 0);
 		break;
 	}
 	case JSON_TRUE:
@@ -477,7 +477,7 @@ static int add_tag(struct sq *s, uint64_t ino, const char *tag, size_t len)
 		tag++, len--;
 	while (len && (tag[len - 1] == ' ' || tag[len - 1] == '\t'))
 		len--;
-	if (!len || !is_utf8(tag, len))
+	if (!len || !idx_is_utf8(tag, len))
 		return 0;
 	sqlite3_stmt *st;
 	int rc = prep(s, "INSERT OR IGNORE INTO tags(tag, ino) VALUES(?, ?)", &st);
@@ -578,7 +578,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		sqlite3_bind_blob(st, 3, n->name, (int)n->name_len, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 4, n->path, (int)n->path_len, SQLITE_STATIC);
 		rc = sq_err(s, sqlite3_step(st), "names");
-		char *u = to_utf8(n->name, n->name_len), *pu = to_utf8(n->path, n->path_len);
+		char *u = idx_to_utf8(n->name, n->name_len), *pu = idx_to_utf8(n->path, n->path_len);
 		if (!rc && u)
 			rc = put_name_fts(s, sqlite3_last_insert_rowid(s->db), u);
 		if (!rc && (!u || !pu || append(&names, &nlen, u) || append(&paths, &plen, pu)))
@@ -596,7 +596,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		if (strncmp(x->name, "user.", 5) != 0)
 			continue;
 		const char *key = x->name + 5;
-		bool text_ok = is_utf8(x->value, x->len);
+		bool text_ok = idx_is_utf8(x->value, x->len);
 		if (!strcmp(key, "xdg.tags") && text_ok) {
 			const char *p = x->value, *end = p + x->len;
 			while (p < end && !rc) {
@@ -684,8 +684,8 @@ static int refresh_fts(struct sq *s, uint64_t ino)
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	rc = 0;
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		char *u = to_utf8(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-		char *pu = to_utf8(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		char *u = idx_to_utf8(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		char *pu = idx_to_utf8(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
 		if (!u || !pu || append(&names, &nlen, u) || append(&paths, &plen, pu))
 			rc = -ENOMEM;
 		free(u);
@@ -888,7 +888,7 @@ static void p_text(struct sqlbuf *b, const char *t, size_t len, int kind)
 }
 
 /* An FTS5 string: double quotes doubled. */
-static char *fts_quote(const char *v)
+char *idx_fts_quote(const char *v)
 {
 	size_t n = strlen(v);
 	char *out = malloc(n * 2 + 3), *q = out;
@@ -931,13 +931,29 @@ static void attr_cond(struct sqlbuf *b, const struct q_node *n, const char *num_
 {
 	if (n->vtype == QV_NUMBER || (n->vtype == QV_BOOL && n->op != QOP_MATCH)) {
 		cmp(b, num_col, n, true);
-	} else {
+	} else if (n->vtype == QV_BOOL) {
 		put(b, str_col);
 		put(b, " = ");
-		if (n->vtype == QV_BOOL)
-			p_text(b, n->num ? "true" : "false", n->num ? 4 : 5, 2);
-		else
-			p_text(b, n->value, strlen(n->value), 2);
+		p_text(b, n->num ? "true" : "false", n->num ? 4 : 5, 2);
+	} else {
+		/* A number is indexed without its text, so a quoted value finds
+		 * one when it is the number's text (q_number_text): that and
+		 * nothing else. */
+		double d;
+		bool as_num = q_number_text(n->value, &d);
+		put(b, as_num ? "(" : "");
+		put(b, str_col);
+		put(b, " = ");
+		p_text(b, n->value, strlen(n->value), 2);
+		if (as_num) {
+			put(b, " OR (");
+			put(b, num_col);
+			put(b, " = ");
+			p_real(b, d);
+			put(b, " AND ");
+			put(b, str_col);
+			put(b, " IS NULL))");
+		}
 	}
 }
 
@@ -979,7 +995,7 @@ static void compile_at(struct sqlbuf *b, const struct q_node *n, bool top)
 			put(b, ")");
 			return;
 		}
-		q = fts_quote(n->value);
+		q = idx_fts_quote(n->value);
 		if (!q) {
 			b->err = -ENOMEM;
 			return;
@@ -1081,7 +1097,7 @@ static void collect_words(const struct q_node *n, bool through_or, const char *s
 	}
 	if (n->kind != Q_TERM || n->f != QF_TEXT)
 		return;
-	char *q = fts_quote(n->value);
+	char *q = idx_fts_quote(n->value);
 	if (!q)
 		return;
 	size_t ql = strlen(q), sl = strlen(sep);
@@ -1125,7 +1141,7 @@ static sqlite3_stmt *term_rows(struct sq *s, const struct q_node *n, struct sqlb
 		put(b, ") AND ");
 		attr_cond(b, n, "num", "str");
 	} else {
-		char *q = fts_quote(n->value);
+		char *q = idx_fts_quote(n->value);
 		put(b, "SELECT 1 FROM fts_names WHERE fts_names MATCH ");
 		if (q)
 			p_text(b, q, strlen(q), 2);
@@ -1264,7 +1280,7 @@ static struct sqlbuf *build_sql(struct sq *s, const struct q_node *q, const stru
 	put(b, driver && driver->f == QF_ATTR ? "SELECT DISTINCT " : "SELECT ");
 	put(b, "d.ino, d.mode, d.uid, d.gid, d.nlink, d.size, d.atime, d.mtime, d.ctime, n.parent, n.path, ");
 	if (driver && driver->f == QF_NAME) {
-		char *fq = fts_quote(driver->value);
+		char *fq = idx_fts_quote(driver->value);
 		put(b, "0 AS score, NULL, NULL FROM fts_names JOIN names n ON n.id = fts_names.rowid JOIN docs d ON d.ino = n.ino"
 		       " WHERE fts_names MATCH ");
 		if (fq)

@@ -117,6 +117,12 @@ struct idx_backend {
 /* -ENOENT: no index there; -EIO: present but unusable (corrupt, another format) */
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen);
 
+/* Shared by the backends: text with invalid UTF-8 bytes as U+FFFD; whether
+ * bytes are UTF-8; a value as one FTS5 phrase (free words, name words). */
+char *idx_to_utf8(const char *p, size_t len);
+bool idx_is_utf8(const void *p, size_t len);
+char *idx_fts_quote(const char *v);
+
 /* Reports every difference between two SQLite indexes (what `have` holds
  * that `want` does not, and the reverse), one line each; returns the count
  * or a negative errno. */

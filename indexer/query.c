@@ -1429,3 +1429,14 @@ int q_format(const struct q_node *n, char *buf, size_t len)
 		buf[o.n < len ? o.n : len - 1] = 0;
 	return o.n > INT_MAX ? INT_MAX : (int)o.n;
 }
+
+bool q_number_text(const char *s, double *d)
+{
+	char *end, txt[64];
+	errno = 0;
+	*d = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(*d))
+		return false;
+	snprintf(txt, sizeof txt, "%.17g", *d);
+	return strcmp(txt, s) == 0;
+}

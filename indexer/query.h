@@ -87,6 +87,10 @@ int q_resolve(struct q_node *n, int64_t now_ns, bool (*has_attr)(void *arg, cons
 
 void q_free(struct q_node *n);
 
+/* Whether s is the "%.17g" text of a finite number (*d), the text a quoted
+ * value must be to find an xattr field's number: "4" finds 4, "4.0" not. */
+bool q_number_text(const char *s, double *d);
+
 /* Renders a node as canonical text (for tests and --explain). */
 int q_format(const struct q_node *n, char *buf, size_t len);
 

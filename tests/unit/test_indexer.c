@@ -164,6 +164,14 @@ int main(void)
 	CHECK(r.n == 1 && found(&r, "/photos/2024/city.jpg"), "JSON numbers support ranges");
 	query(ipath, "annotations.bicycles:5..9", &r);
 	CHECK(r.n == 0, "and ranges exclude");
+	query(ipath, "annotations.bicycles:\"4\"", &r);
+	CHECK(r.n == 1, "a quoted number finds the JSON number written that way (%d)", r.n);
+	query(ipath, "annotations.bicycles:\"4.0\"", &r);
+	CHECK(r.n == 0, "but not when written another way (%d)", r.n);
+	query(ipath, "annotations.meta.ok:\"1\"", &r);
+	CHECK(r.n == 0, "and a quoted 1 is not the boolean true (%d)", r.n);
+	query(ipath, "annotations.meta.ok:1", &r);
+	CHECK(r.n == 1, "which a bare 1 is (%d)", r.n);
 	query(ipath, "annotations.people:bo", &r);
 	CHECK(r.n == 1, "arrays of strings");
 	query(ipath, "annotations.meta.ok:true", &r);
