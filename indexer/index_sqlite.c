@@ -424,61 +424,8 @@ static void attr_row(struct attr_sink *a, const char *key, const double *num, co
 	a->rc = sq_err(a->s, sqlite3_step(a->st), "attrs");
 }
 
-/* JSON values become typed rows under dotted keys; arrays repeat the key. */
-static void flatten(struct attr_sink *a, const char *key, json_t *j, int depth)
-{
-	if (depth > 32 || strlen(key) > 1000)
-		return;
-	double num;
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		json_object_foreach(j, k, v) {
-			char *sub = malloc(strlen(key) + strlen(k) + 2);
-			if (!sub)
-				return;
-			sprintf(sub, "%s.%s", key, k);
-			flatten(a, sub, v, depth + 1);
-			free(sub);
-		}
-		break;
-	}
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *v;
-		json_array_foreach(j, i, v)
-			flatten(a, key, v, depth + 1);
-		break;
-	}
-	case JSON_STRING:
-		attr_row(a, key, NULL, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-	case JSON_REAL: {
-		/* no text: a quoted number finds it through num (attr_cond) */
-		num = json_number_value(j);
-		attr_row(a, key, &num, NULL, 0);
-		break;
-	}
-	case JSON_TRUE:
-	case JSON_FALSE:
-		num = json_is_true(j) ? 1 : 0;
-		attr_row(a, key, &num, json_is_true(j) ? "true" : "false", json_is_true(j) ? 4 : 5);
-		break;
-	case JSON_NULL:
-		break;
-	}
-}
-
 static int add_tag(struct sq *s, uint64_t ino, const char *tag, size_t len)
 {
-	while (len && (*tag == ' ' || *tag == '\t'))
-		tag++, len--;
-	while (len && (tag[len - 1] == ' ' || tag[len - 1] == '\t'))
-		len--;
-	if (!len || !idx_is_utf8(tag, len))
-		return 0;
 	sqlite3_stmt *st;
 	int rc = prep(s, "INSERT OR IGNORE INTO tags(tag, ino) VALUES(?, ?)", &st);
 	if (rc != SQLITE_OK)
@@ -538,6 +485,34 @@ static int put_fts(struct sq *s, uint64_t ino, const char *names, const char *pa
 	return sq_err(s, rc, "fts");
 }
 
+struct put_fields {
+	struct attr_sink a;
+	char *text;
+	size_t tlen;
+};
+
+static int pf_tag(void *arg, const char *tag, size_t len)
+{
+	struct put_fields *pf = arg;
+	return add_tag(pf->a.s, pf->a.ino, tag, len);
+}
+
+static int pf_row(void *arg, const char *key, const double *num, const char *str, size_t slen, bool boolean)
+{
+	struct put_fields *pf = arg;
+	attr_row(&pf->a, key, num, str, slen);
+	return pf->a.rc;
+}
+
+static int pf_text(void *arg, const char *text, size_t len)
+{
+	struct put_fields *pf = arg;
+	char *v = strndup(text, len);
+	int rc = !v || append(&pf->text, &pf->tlen, v) ? -ENOMEM : 0;
+	free(v);
+	return rc;
+}
+
 static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 {
 	struct sq *s = SQ(b);
@@ -561,8 +536,8 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	if (rc)
 		return rc;
 
-	char *names = NULL, *paths = NULL, *text = NULL;
-	size_t nlen = 0, plen = 0, tlen = 0;
+	char *names = NULL, *paths = NULL;
+	size_t nlen = 0, plen = 0;
 	sqlite3_stmt *st;
 	rc = prep(s, "INSERT INTO names(ino, parent, name, path) VALUES(?, ?, ?, ?)", &st);
 	if (rc != SQLITE_OK)
@@ -588,52 +563,19 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	}
 	done(s, st);
 
-	struct attr_sink a = { s, NULL, ino, 0, 0 };
-	if (!rc && prep(s, "INSERT INTO attrs(ino, kid, seq, num, str) VALUES(?, ?, ?, ?, ?)", &a.st) != SQLITE_OK)
+	struct put_fields pf = { { s, NULL, ino, 0, 0 }, NULL, 0 };
+	if (!rc && prep(s, "INSERT INTO attrs(ino, kid, seq, num, str) VALUES(?, ?, ?, ?, ?)", &pf.a.st) != SQLITE_OK)
 		rc = sq_err(s, SQLITE_ERROR, "attrs");
-	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
-		const struct idx_xattr *x = &d->xattrs[i];
-		if (strncmp(x->name, "user.", 5) != 0)
-			continue;
-		const char *key = x->name + 5;
-		bool text_ok = idx_is_utf8(x->value, x->len);
-		if (!strcmp(key, "xdg.tags") && text_ok) {
-			const char *p = x->value, *end = p + x->len;
-			while (p < end && !rc) {
-				const char *comma = memchr(p, ',', (size_t)(end - p));
-				const char *stop = comma ? comma : end;
-				rc = add_tag(s, ino, p, (size_t)(stop - p));
-				p = stop + 1;
-			}
-		} else if (!strncmp(key, "tag.", 4) && key[4]) {
-			rc = add_tag(s, ino, key + 4, strlen(key + 4));
-		}
-		if (rc)
-			break;
-		json_error_t jerr;
-		json_t *j = text_ok && x->len ? json_loadb(x->value, x->len, JSON_DECODE_ANY, &jerr) : NULL;
-		if (j) {
-			flatten(&a, key, j, 0);
-			json_decref(j);
-		} else if (text_ok) {
-			/* not JSON (or empty): the value is text */
-			attr_row(&a, key, NULL, x->len ? x->value : "", x->len);
-		}
-		rc = a.rc;
-		if (!rc && text_ok && x->len) {
-			char *v = strndup(x->value, x->len);
-			if (!v || append(&text, &tlen, v))
-				rc = -ENOMEM;
-			free(v);
-		}
-	}
-	if (a.st)
-		done(s, a.st);
+	struct idx_field_sink sink = { pf_tag, pf_row, pf_text, &pf };
 	if (!rc)
-		rc = put_fts(s, ino, names, paths, text);
+		rc = idx_doc_analyze(d, &sink);
+	if (pf.a.st)
+		done(s, pf.a.st);
+	if (!rc)
+		rc = put_fts(s, ino, names, paths, pf.text);
 	free(names);
 	free(paths);
-	free(text);
+	free(pf.text);
 	return rc;
 }
 

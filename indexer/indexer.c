@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,130 @@ struct indexer {
 
 void indexer_default_path(const char *volume, char *out, size_t len)
 {
-	snprintf(out, len, "%s/index.sqlite", volume);
+	char conf[4096];
+	snprintf(conf, sizeof conf, "%s/search.conf", volume);
+	if (access(conf, F_OK) == 0)
+		snprintf(out, len, IDX_ES_PREFIX "%s", conf);
+	else
+		snprintf(out, len, "%s/index.sqlite", volume);
+}
+
+int idx_open(const char *locator, int flags, struct idx_backend **out, char *err, size_t errlen)
+{
+	if (idx_is_es(locator))
+		return idx_es_open(idx_locator_file(locator), flags, out, err, errlen);
+	return idx_sqlite_open(locator, flags, out, err, errlen);
+}
+
+/* ---------------------------------------------------------------- what is indexed */
+
+struct analyze {
+	const struct idx_field_sink *s;
+	int rc;
+};
+
+static void row(struct analyze *a, const char *key, const double *num, const char *str, size_t slen, bool boolean)
+{
+	if (!a->rc)
+		a->rc = a->s->row(a->s->arg, key, num, str, slen, boolean);
+}
+
+/* JSON values become typed rows under dotted keys; arrays repeat the key. */
+static void flatten(struct analyze *a, const char *key, json_t *j, int depth)
+{
+	if (a->rc || depth > 32 || strlen(key) > 1000)
+		return;
+	double num;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		json_object_foreach(j, k, v) {
+			char *sub = malloc(strlen(key) + strlen(k) + 2);
+			if (!sub) {
+				a->rc = -ENOMEM;
+				return;
+			}
+			sprintf(sub, "%s.%s", key, k);
+			flatten(a, sub, v, depth + 1);
+			free(sub);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *v;
+		json_array_foreach(j, i, v)
+			flatten(a, key, v, depth + 1);
+		break;
+	}
+	case JSON_STRING:
+		row(a, key, NULL, json_string_value(j), json_string_length(j), false);
+		break;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		/* no text: a quoted number finds it by value (q_number_text) */
+		num = json_number_value(j);
+		row(a, key, &num, NULL, 0, false);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		num = json_is_true(j) ? 1 : 0;
+		row(a, key, &num, json_is_true(j) ? "true" : "false", json_is_true(j) ? 4 : 5, true);
+		break;
+	case JSON_NULL:
+		break;
+	}
+}
+
+static int tag(const struct idx_field_sink *s, const char *t, size_t len)
+{
+	while (len && (*t == ' ' || *t == '\t'))
+		t++, len--;
+	while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+		len--;
+	if (!len || !idx_is_utf8(t, len))
+		return 0;
+	return s->tag(s->arg, t, len);
+}
+
+int idx_doc_analyze(const struct idx_doc *d, const struct idx_field_sink *s)
+{
+	int rc = 0;
+	for (size_t i = 0; i < d->nxattrs && !rc; i++) {
+		const struct idx_xattr *x = &d->xattrs[i];
+		if (strncmp(x->name, "user.", 5) != 0)
+			continue;
+		const char *key = x->name + 5;
+		bool text_ok = idx_is_utf8(x->value, x->len);
+		if (!strcmp(key, "xdg.tags") && text_ok) {
+			const char *p = x->value, *end = p + x->len;
+			while (p < end && !rc) {
+				const char *comma = memchr(p, ',', (size_t)(end - p));
+				const char *stop = comma ? comma : end;
+				rc = tag(s, p, (size_t)(stop - p));
+				p = stop + 1;
+			}
+		} else if (!strncmp(key, "tag.", 4) && key[4]) {
+			rc = tag(s, key + 4, strlen(key + 4));
+		}
+		if (rc)
+			break;
+		struct analyze a = { s, 0 };
+		json_error_t jerr;
+		json_t *j = text_ok && x->len ? json_loadb(x->value, x->len, JSON_DECODE_ANY, &jerr) : NULL;
+		if (j) {
+			flatten(&a, key, j, 0);
+			json_decref(j);
+		} else if (text_ok) {
+			/* not JSON (or empty): the value is text */
+			row(&a, key, NULL, x->len ? x->value : "", x->len, false);
+		}
+		rc = a.rc;
+		if (!rc && text_ok && x->len)
+			rc = s->text(s->arg, x->value, strnlen(x->value, x->len));
+	}
+	return rc;
 }
 
 void idx_doc_clear(struct idx_doc *d)
@@ -764,10 +888,16 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 		    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg)
 {
 	struct store *s = v->store;
-	/* a name of its own: a daemon and `metafs reindex` may both build */
+	/* a name of its own: a daemon and `metafs reindex` may both build (a
+	 * cluster index gets a new concrete index, put behind the alias by
+	 * install) */
 	static _Atomic unsigned serial;
+	bool es = idx_is_es(path);
 	char tmp[4096], err[512] = "";
-	snprintf(tmp, sizeof tmp, "%s.new.%d.%u", path, (int)getpid(), serial++);
+	if (es)
+		snprintf(tmp, sizeof tmp, "%s", path);
+	else
+		snprintf(tmp, sizeof tmp, "%s.new.%d.%u", path, (int)getpid(), serial++);
 	if (v->readonly && s->ops->catch_up(s))
 		return -EIO;
 	/* changes after this point are applied again by the indexer: harmless,
@@ -781,8 +911,8 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 		rc = s->ops->names_scan(s, rb_name_cb, &r);
 	if (!rc)
 		rc = s->ops->xattr_scan(s, rb_xattr_cb, &r);
-	if (!rc && (rc = idx_sqlite_open(tmp, IDX_OPEN_CREATE | IDX_OPEN_BULK, &r.be, err, sizeof err)))
-		log_error("cannot create the index %s: %s", tmp, err);
+	if (!rc && (rc = idx_open(tmp, IDX_OPEN_CREATE | IDX_OPEN_BULK, &r.be, err, sizeof err)))
+		log_error("cannot create the index %s: %s", idx_locator_file(tmp), err);
 	if (!rc) {
 		char uuid[40];
 		uuid_text(&v->sb, uuid, sizeof uuid);
@@ -797,6 +927,8 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 			rc = r.be->ops->commit(r.be, r.last);
 		else
 			r.be->ops->rollback(r.be);
+		if (!rc && r.be->ops->install)
+			rc = r.be->ops->install(r.be);
 		r.be->ops->close(r.be);
 	}
 	if (progress && !rc)
@@ -807,6 +939,8 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 	free(r.names);
 	free(r.xs);
 	free(r.arena);
+	if (es)
+		return rc;
 	if (!rc)
 		return idx_sqlite_install(tmp, path);
 	unlink(tmp);
@@ -827,18 +961,38 @@ static int file_id(const char *path, dev_t *dev, ino_t *ino)
 
 static int open_existing(struct indexer *ix, char *err, size_t errlen)
 {
-	int rc = idx_sqlite_open(ix->path, 0, &ix->be, err, errlen);
+	int rc = idx_open(ix->path, 0, &ix->be, err, errlen);
 	if (rc)
 		return rc;
 	char uuid[40], have[64] = "";
 	uuid_text(&ix->v->sb, uuid, sizeof uuid);
-	if (ix->be->ops->get_volume(ix->be, have, sizeof have) || strcmp(have, uuid) != 0) {
-		snprintf(err, errlen, "%s was built for another volume", ix->path);
+	rc = ix->be->ops->get_volume(ix->be, have, sizeof have);
+	if (rc && rc != -ENOENT && idx_is_es(ix->path)) {
+		/* the cluster did not answer: not a reason to build anew */
+		snprintf(err, errlen, "cannot read the index state: %s", strerror(-rc));
+		ix->be->ops->close(ix->be);
+		ix->be = NULL;
+		return rc;
+	}
+	if (!rc && strcmp(have, uuid) != 0 && idx_is_es(ix->path)) {
+		/* an index name shared by mistake: rebuilding would destroy
+		 * another volume's index, and it would rebuild ours in turn */
+		snprintf(err, errlen,
+			 "the index named in %s belongs to volume %s, not to this one (%s): name another index there, "
+			 "or run metafs reindex to replace it",
+			 idx_locator_file(ix->path), have, uuid);
+		ix->be->ops->close(ix->be);
+		ix->be = NULL;
+		return -EEXIST;
+	}
+	if (rc || strcmp(have, uuid) != 0) {
+		snprintf(err, errlen, "%s was built for another volume", idx_locator_file(ix->path));
 		ix->be->ops->close(ix->be);
 		ix->be = NULL;
 		return -EIO;
 	}
-	if ((rc = ix->be->ops->cursor(ix->be, &ix->cursor)) || (rc = file_id(ix->path, &ix->dev, &ix->file_ino))) {
+	if ((rc = ix->be->ops->cursor(ix->be, &ix->cursor)) ||
+	    (!idx_is_es(ix->path) && (rc = file_id(ix->path, &ix->dev, &ix->file_ino)))) {
 		ix->be->ops->close(ix->be);
 		ix->be = NULL;
 	}
@@ -851,11 +1005,19 @@ static int open_or_rebuild(struct indexer *ix, void (*progress)(void *, uint64_t
 	int rc = open_existing(ix, err, sizeof err);
 	if (rc == 0)
 		return 0;
+	bool es = idx_is_es(ix->path);
+	if (es && (rc == -EACCES || rc == -EEXIST || (rc != -ENOENT && !strstr(err, "another volume")))) {
+		/* a cluster that cannot be reached or refuses us, or an index of
+		 * another volume: not a reason to build a new index (the caller
+		 * tries again; metafs reindex replaces it on purpose) */
+		log_error("the search cluster of %s: %s", idx_locator_file(ix->path), err);
+		return rc;
+	}
 	if (rc != -ENOENT)
-		log_warn("index %s is unusable (%s); rebuilding it from the metadata", ix->path, err);
+		log_warn("index %s is unusable (%s); rebuilding it from the metadata", idx_locator_file(ix->path), err);
 	else
-		log_info("building the index %s from the metadata", ix->path);
-	if (rc != -ENOENT) {
+		log_info("building the index %s from the metadata", idx_locator_file(ix->path));
+	if (rc != -ENOENT && !es) {
 		char bad[4200];
 		snprintf(bad, sizeof bad, "%s.damaged", ix->path);
 		rename(ix->path, bad);
@@ -888,6 +1050,8 @@ int indexer_check_file(struct indexer *ix)
 {
 	dev_t dev;
 	ino_t ino;
+	if (idx_is_es(ix->path))
+		return 0;
 	if (file_id(ix->path, &dev, &ino) == 0 && dev == ix->dev && ino == ix->file_ino)
 		return 0;
 	log_warn("index %s was removed or replaced; opening it again", ix->path);
@@ -970,8 +1134,10 @@ static void *indexer_main(void *arg)
 		}
 		/* caught up: look again soon, so that a change is findable well
 		 * within a second, and late enough that a busy volume's changes
-		 * reach the index in batches rather than one transaction each */
-		idle_ms = 20;
+		 * reach the index in batches rather than one transaction each
+		 * (for a cluster, a few requests a thousand changes; its own
+		 * refresh makes changes searchable once a second anyway) */
+		idle_ms = idx_is_es(it->path) ? 250 : 20;
 wait:
 		pthread_mutex_lock(&it->lock);
 		if (!it->stop) {

@@ -44,6 +44,22 @@ struct idx_doc {
 
 void idx_doc_clear(struct idx_doc *d);
 
+/*
+ * What a document's user.* xattrs give the index, the same for every
+ * backend: tags (user.xdg.tags entries and user.tag.* names, blanks trimmed,
+ * empty and non-UTF-8 ones left out), field rows (a JSON value flattened to
+ * dotted keys, arrays repeating the key: numbers as num alone, strings as
+ * str, booleans as 1/0 and their word; any other UTF-8 value as text), and
+ * the text of every UTF-8 value for free words.
+ */
+struct idx_field_sink {
+	int (*tag)(void *arg, const char *tag, size_t len);
+	int (*row)(void *arg, const char *key, const double *num, const char *str, size_t slen, bool boolean);
+	int (*text)(void *arg, const char *text, size_t len);
+	void *arg;
+};
+int idx_doc_analyze(const struct idx_doc *d, const struct idx_field_sink *s);
+
 /* One result: a document under one of its names. */
 struct idx_hit {
 	uint64_t ino;
@@ -103,6 +119,12 @@ struct idx_backend_ops {
 	/* a bulk build (IDX_OPEN_BULK) has put every document: make the index
 	 * ready for queries (may be NULL) */
 	int (*finish)(struct idx_backend *b);
+	/* makes every committed change visible to queries (may be NULL: they
+	 * are at once) */
+	int (*sync)(struct idx_backend *b);
+	/* an index created with IDX_OPEN_CREATE and committed replaces the one
+	 * in use (NULL: the caller puts a file in place, see idx_sqlite_install) */
+	int (*install)(struct idx_backend *b);
 	void (*close)(struct idx_backend *b);
 };
 
@@ -116,6 +138,26 @@ struct idx_backend {
 
 /* -ENOENT: no index there; -EIO: present but unusable (corrupt, another format) */
 int idx_sqlite_open(const char *path, int flags, struct idx_backend **out, char *err, size_t errlen);
+
+/*
+ * Where a volume's index lives, as a locator string: a SQLite file path, or
+ * "es:" and the path of the volume's search.conf for an Elasticsearch or
+ * OpenSearch cluster (see index_es.c).
+ */
+#define IDX_ES_PREFIX "es:"
+static inline bool idx_is_es(const char *locator)
+{
+	return locator[0] == 'e' && locator[1] == 's' && locator[2] == ':';
+}
+/* The file behind a locator: the SQLite file, or the search.conf. */
+static inline const char *idx_locator_file(const char *locator)
+{
+	return idx_is_es(locator) ? locator + 3 : locator;
+}
+/* Opens either kind; flags as above. */
+int idx_open(const char *locator, int flags, struct idx_backend **out, char *err, size_t errlen);
+/* The Elasticsearch/OpenSearch backend; conf is a search.conf file. */
+int idx_es_open(const char *conf, int flags, struct idx_backend **out, char *err, size_t errlen);
 
 /* Shared by the backends: text with invalid UTF-8 bytes as U+FFFD; whether
  * bytes are UTF-8; a value as one FTS5 phrase (free words, name words). */
@@ -138,7 +180,8 @@ int idx_sqlite_install(const char *tmp, const char *path);
 
 struct indexer;
 
-/* The index of an embedded volume lives beside its store. */
+/* The index of a volume: VOLUME/index.sqlite beside the store, or, when
+ * VOLUME/search.conf exists, the cluster it names (a locator, see above). */
 void indexer_default_path(const char *volume, char *out, size_t len);
 
 /*

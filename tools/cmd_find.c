@@ -110,7 +110,7 @@ static int find_dispatch(const struct find_request *rq, const struct target *t)
 	char ipath[PATH_MAX], err[2048] = "";
 	indexer_default_path(t->vol, ipath, sizeof ipath);
 	bool root = geteuid() == 0;
-	if (!root && t->mnt[0] && access(ipath, R_OK) != 0 && errno == EACCES) {
+	if (!root && t->mnt[0] && access(idx_locator_file(ipath), R_OK) != 0 && errno == EACCES) {
 		uid_t owner;
 		if (mount_owner(t->mnt, &owner) != 0) {
 			die_msg("cannot read the search index of %s (permission denied), and %s is not in the mount table",

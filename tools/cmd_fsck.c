@@ -79,6 +79,11 @@ static int fsck_index(struct mfs_volume *v, const char *vol, const struct fsck_o
 {
 	char ipath[PATH_MAX], fresh[PATH_MAX + 16];
 	indexer_default_path(vol, ipath, sizeof ipath);
+	if (idx_is_es(ipath)) {
+		fprintf(stderr, "metafs: fsck --index checks a SQLite index; %s names a search cluster "
+				"(metafs reindex rebuilds that)\n", idx_locator_file(ipath));
+		return -EOPNOTSUPP;
+	}
 	struct indexer *ix;
 	int rc = indexer_open(v, ipath, &ix, NULL, NULL);
 	if (rc)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tools.h"
 #include "metadata.h"
+#include "indexer.h"
 #include "common.h"
 
 #include <errno.h>
@@ -15,6 +16,45 @@ static int emit_prop(void *arg, const char *key, const char *val)
 {
 	json_object_set_new(arg, key, json_string(val));
 	return 0;
+}
+
+/* The search index: where, how far it has applied the changelog (lag, in
+ * records), and for a cluster the documents it refused and parked. */
+static void index_stats(const char *vol, uint64_t last, json_t *o)
+{
+	char loc[PATH_MAX + 8], err[1024] = "";
+	indexer_default_path(vol, loc, sizeof loc);
+	bool es = idx_is_es(loc);
+	json_object_set_new(o, "index_backend", json_string(es ? "elasticsearch" : "sqlite"));
+	json_object_set_new(o, "index_location", json_string(idx_locator_file(loc)));
+	struct idx_backend *be;
+	uint64_t cursor = 0, docs = 0;
+	int rc = idx_open(loc, IDX_OPEN_READONLY, &be, err, sizeof err);
+	if (!rc) {
+		rc = be->ops->cursor(be, &cursor);
+		if (!rc)
+			rc = be->ops->count(be, &docs);
+		be->ops->close(be);
+	}
+	if (rc) {
+		json_object_set_new(o, "index_error", json_string(err[0] ? err : strerror(-rc)));
+		return;
+	}
+	json_object_set_new(o, "index_cursor", json_integer((json_int_t)cursor));
+	json_object_set_new(o, "index_lag", json_integer((json_int_t)(last > cursor ? last - cursor : 0)));
+	json_object_set_new(o, "index_documents", json_integer((json_int_t)docs));
+	if (es) {
+		char parked[PATH_MAX + 32];
+		snprintf(parked, sizeof parked, "%s/search-parked.jsonl", vol);
+		FILE *f = fopen(parked, "r");
+		long n = 0;
+		int c;
+		while (f && (c = getc(f)) != EOF)
+			n += c == '\n';
+		if (f)
+			fclose(f);
+		json_object_set_new(o, "index_parked", json_integer(n));
+	}
 }
 
 int cmd_stats(int argc, char **argv)
@@ -70,6 +110,8 @@ int cmd_stats(int argc, char **argv)
 	if (!rc)
 		rc = v->store->ops->describe(v->store, emit_prop, store);
 	json_object_set_new(o, "store", store);
+	if (!rc)
+		index_stats(vol, last, o);
 	mfs_close(v);
 	if (rc) {
 		json_decref(o);

@@ -300,18 +300,21 @@ int search_run(const struct find_request *rq, const struct who *w, const char *v
 		snprintf(err, errlen, "find: %s", e);
 		return 2;
 	}
-	int orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, e, sizeof e);
+	int orc = idx_open(ipath, IDX_OPEN_READONLY, &be, e, sizeof e);
 	/* a volume just mounted may still be building its first index */
 	for (int64_t until = mfs_now_ns() + (int64_t)(rq->timeout * 1e9);
 	     rq->consistent && orc == -ENOENT && mfs_now_ns() < until && !cancelled(rq);) {
 		mfs_sleep_us(50000);
-		orc = idx_sqlite_open(ipath, IDX_OPEN_READONLY, &be, e, sizeof e);
+		orc = idx_open(ipath, IDX_OPEN_READONLY, &be, e, sizeof e);
 	}
-	if (orc == -EACCES) {
+	if (orc == -EACCES && idx_is_es(ipath)) {
+		snprintf(err, errlen, "the search cluster of %s refused access: %s", vol, e);
+		goto out;
+	} else if (orc == -EACCES) {
 		snprintf(err, errlen,
 			 "cannot read the search index of %s: permission denied (metafs find reads %s, inside the "
 			 "volume directory, or asks the daemon of a mount: search through a path inside the mount)",
-			 vol, ipath);
+			 vol, idx_locator_file(ipath));
 		goto out;
 	} else if (orc == -ENOENT) {
 		snprintf(err, errlen, "%s has no search index yet (mount it, or run: metafs reindex %s)", vol, vol);
@@ -323,6 +326,10 @@ int search_run(const struct find_request *rq, const struct who *w, const char *v
 	/* wait first: a field set just before the query must be known */
 	if (rq->consistent && wait_consistent(be, rq, vol, committed, carg, err, errlen))
 		goto out;
+	if (rq->consistent && be->ops->sync && be->ops->sync(be)) {
+		snprintf(err, errlen, "find: the search cluster did not make the latest changes visible");
+		goto out;
+	}
 	if (q_resolve(q, mfs_now_ns(), has_attr_cb, be, e, sizeof e, &epos)) {
 		snprintf(err, errlen, "find: %s", e);
 		status = 2;
