@@ -116,6 +116,13 @@ struct item {
 	size_t off, len; /* action and source lines in the bulk buffer */
 };
 
+/* A _bulk request being built: NDJSON, and where each item lies in it. */
+struct bulk {
+	struct buf buf;
+	struct item *items;
+	size_t n, cap;
+};
+
 struct es {
 	struct idx_backend base;
 	struct conf c;
@@ -125,9 +132,7 @@ struct es {
 	char *target; /* the index written and read: the alias, or a new concrete index */
 	char *old; /* for install: the concrete index the alias pointed at */
 	bool created;
-	struct buf bulk;
-	struct item *items;
-	size_t nitems, capitems;
+	struct bulk bulk; /* the batch's writes */
 	char volume[64];
 	bool have_volume;
 	json_t *cache; /* inode -> document, from hits and gets */
@@ -567,8 +572,8 @@ static int state_get(struct es *e, json_t **src)
 static int es_begin(struct idx_backend *b)
 {
 	struct es *e = ES(b);
-	e->bulk.len = 0;
-	e->nitems = 0;
+	e->bulk.buf.len = 0;
+	e->bulk.n = 0;
 	return 0;
 }
 
@@ -596,24 +601,24 @@ static void park(struct es *e, const char *item, size_t len, json_t *error)
 	free(why);
 }
 
-/* Sends the buffered items; resends those refused for a transient reason. */
-static int flush(struct es *e)
+/* Sends a bulk's items; resends those refused for a transient reason. */
+static int flush(struct es *e, struct bulk *bk)
 {
 	unsigned backoff_ms = 200;
 	char path[512];
 	snprintf(path, sizeof path, "/%s/_bulk", e->target);
-	for (int round = 0; e->nitems; round++) {
+	for (int round = 0; bk->n; round++) {
 		json_t *r = NULL;
-		int st = http(e, "POST", path, e->bulk.p, e->bulk.len, true, &r);
+		int st = http(e, "POST", path, bk->buf.p, bk->buf.len, true, &r);
 		if (st < 0 || st >= 300 || !r) {
 			if (st >= 300)
 				snprintf(e->err + strlen(e->err), sizeof e->err - strlen(e->err), " (bulk of %zu)",
-					 e->nitems);
+					 bk->n);
 			json_decref(r);
 			return -EIO;
 		}
 		json_t *items = json_object_get(r, "items");
-		if (!json_is_array(items) || json_array_size(items) != e->nitems) {
+		if (!json_is_array(items) || json_array_size(items) != bk->n) {
 			snprintf(e->err, sizeof e->err, "a _bulk answer without one item a request item");
 			json_decref(r);
 			return -EIO;
@@ -622,27 +627,27 @@ static int flush(struct es *e)
 		struct buf again = { 0 };
 		size_t kept = 0;
 		int rc = 0;
-		for (size_t i = 0; i < e->nitems && !rc; i++) {
+		for (size_t i = 0; i < bk->n && !rc; i++) {
 			json_t *it = json_array_get(items, i), *res = NULL;
 			const char *k;
 			json_object_foreach(it, k, res)
 				break;
 			long status = (long)json_integer_value(json_object_get(res, "status"));
-			const struct item *m = &e->items[i];
+			const struct item *m = &bk->items[i];
 			if (status == 429 || status >= 500) {
-				if (buf_add(&again, e->bulk.p + m->off, m->len))
+				if (buf_add(&again, bk->buf.p + m->off, m->len))
 					rc = -ENOMEM;
 				else
-					e->items[kept++] = (struct item){ again.len - m->len, m->len };
+					bk->items[kept++] = (struct item){ again.len - m->len, m->len };
 			} else if (status >= 400 && status != 409) {
 				/* 409: a newer version is there already */
-				park(e, e->bulk.p + m->off, m->len, json_object_get(res, "error"));
+				park(e, bk->buf.p + m->off, m->len, json_object_get(res, "error"));
 			}
 		}
 		json_decref(r);
-		free(e->bulk.p);
-		e->bulk = again;
-		e->nitems = kept;
+		free(bk->buf.p);
+		bk->buf = again;
+		bk->n = kept;
 		if (rc)
 			return rc;
 		if (!kept)
@@ -656,33 +661,34 @@ static int flush(struct es *e)
 		mfs_sleep_us(backoff_ms * 1000);
 		backoff_ms *= 2;
 	}
-	e->bulk.len = 0;
-	e->nitems = 0;
+	bk->buf.len = 0;
+	bk->n = 0;
 	return 0;
 }
 
-/* Adds one index action (the document replaces any of a lower version). */
-static int add_item(struct es *e, uint64_t ino, uint64_t version, json_t *doc)
+/* Adds one index action (the document replaces any of a lower version);
+ * a full bulk is sent first. */
+static int add_item(struct es *e, struct bulk *bk, uint64_t ino, uint64_t version, json_t *doc)
 {
 	char *src = json_dumps(doc, JSON_COMPACT);
 	if (!src)
 		return -ENOMEM;
 	size_t slen = strlen(src);
 	int rc = 0;
-	if (e->nitems && (e->nitems >= BULK_MAX_ITEMS || e->bulk.len + slen > BULK_MAX_BYTES))
-		rc = flush(e);
+	if (bk->n && (bk->n >= BULK_MAX_ITEMS || bk->buf.len + slen > BULK_MAX_BYTES))
+		rc = flush(e, bk);
 	if (version > VERSION_MAX)
 		version = VERSION_MAX;
 	char action[160];
 	snprintf(action, sizeof action,
 		 "{\"index\":{\"_id\":\"%" PRIu64 "\",\"version\":%" PRIu64 ",\"version_type\":\"external_gte\"}}\n", ino,
 		 version);
-	size_t off = e->bulk.len;
-	if (!rc && (mfs_array_reserve(&e->items, &e->capitems, e->nitems, sizeof *e->items) ||
-		    buf_str(&e->bulk, action) || buf_add(&e->bulk, src, slen) || buf_add(&e->bulk, "\n", 1)))
+	size_t off = bk->buf.len;
+	if (!rc && (mfs_array_reserve(&bk->items, &bk->cap, bk->n, sizeof *bk->items) ||
+		    buf_str(&bk->buf, action) || buf_add(&bk->buf, src, slen) || buf_add(&bk->buf, "\n", 1)))
 		rc = -ENOMEM;
 	if (!rc)
-		e->items[e->nitems++] = (struct item){ off, e->bulk.len - off };
+		bk->items[bk->n++] = (struct item){ off, bk->buf.len - off };
 	free(src);
 	return rc;
 }
@@ -690,7 +696,7 @@ static int add_item(struct es *e, uint64_t ino, uint64_t version, json_t *doc)
 static int es_commit(struct idx_backend *b, uint64_t cursor)
 {
 	struct es *e = ES(b);
-	int rc = flush(e);
+	int rc = flush(e, &e->bulk);
 	if (rc) {
 		es_log_err(e);
 		return rc;
@@ -836,7 +842,7 @@ static int es_put(struct idx_backend *b, const struct idx_doc *d)
 	if (!doc)
 		return rc;
 	cache_drop(e, d->in.ino);
-	rc = add_item(e, d->in.ino, d->in.version, doc);
+	rc = add_item(e, &e->bulk, d->in.ino, d->in.version, doc);
 	json_decref(doc);
 	return rc;
 }
@@ -850,7 +856,7 @@ static int es_del(struct idx_backend *b, uint64_t ino, uint64_t version)
 	if (!doc)
 		return -ENOMEM;
 	cache_drop(e, ino);
-	int rc = add_item(e, ino, version, doc);
+	int rc = add_item(e, &e->bulk, ino, version, doc);
 	json_decref(doc);
 	return rc;
 }
@@ -1144,9 +1150,7 @@ static int es_move_subtree(struct idx_backend *b, const char *old_prefix, size_t
 	int rc = es_sync(b); /* the documents acknowledged so far */
 	json_t *jold = jbytes(old_prefix, old_len);
 	json_t *after = NULL;
-	struct buf nb = { 0 };
-	struct item *ni = NULL;
-	size_t nn = 0, cap = 0;
+	struct bulk moved = { 0 }; /* the rewritten documents, sent on their own */
 	char path[512];
 	snprintf(path, sizeof path, "/%s/_search", e->target);
 	while (!rc) {
@@ -1167,14 +1171,6 @@ static int es_move_subtree(struct idx_backend *b, const char *old_prefix, size_t
 		json_t *hits = json_object_get(json_object_get(r, "hits"), "hits");
 		size_t i, nh = json_array_size(hits);
 		json_t *h;
-		/* the rewritten documents go in a bulk request of their own */
-		struct buf saved = e->bulk;
-		struct item *sitems = e->items;
-		size_t snitems = e->nitems, scap = e->capitems;
-		e->bulk = nb;
-		e->items = ni;
-		e->nitems = nn;
-		e->capitems = cap;
 		json_array_foreach(hits, i, h) {
 			json_t *src = json_object_get(h, "_source");
 			json_t *names = json_object_get(src, "names"), *n;
@@ -1207,20 +1203,12 @@ static int es_move_subtree(struct idx_backend *b, const char *old_prefix, size_t
 			uint64_t ino = (uint64_t)json_integer_value(json_object_get(src, "ino"));
 			cache_drop(e, ino);
 			if (!rc)
-				rc = add_item(e, ino, (uint64_t)json_integer_value(json_object_get(h, "_version")), src);
+				rc = add_item(e, &moved, ino, (uint64_t)json_integer_value(json_object_get(h, "_version")), src);
 			if (rc)
 				break;
 		}
 		if (!rc)
-			rc = flush(e);
-		nb = e->bulk;
-		ni = e->items;
-		nn = e->nitems;
-		cap = e->capitems;
-		e->bulk = saved;
-		e->items = sitems;
-		e->nitems = snitems;
-		e->capitems = scap;
+			rc = flush(e, &moved);
 		json_decref(after);
 		after = nh ? json_incref(json_object_get(json_array_get(hits, nh - 1), "sort")) : NULL;
 		json_decref(r);
@@ -1231,10 +1219,10 @@ static int es_move_subtree(struct idx_backend *b, const char *old_prefix, size_t
 	}
 	json_decref(after);
 	json_decref(jold);
-	free(nb.p);
-	free(ni);
+	free(moved.buf.p);
+	free(moved.items);
 	if (!rc)
-		rc = flush(e); /* then the batch so far, the moved directory last */
+		rc = flush(e, &e->bulk); /* then the batch so far, the moved directory last */
 	if (rc)
 		es_log_err(e);
 	return rc;
@@ -1636,67 +1624,57 @@ static int take_hit(struct qrun *r, json_t *hit)
 		if (s && s[0] == 't' && (k = atoi(s + 1)) >= 0 && k < r->lv.n)
 			r->matched[k] = true;
 	}
-	struct pair base = {
-		.doc = d,
-		.score = json_number_value(json_object_get(hit, "_score")),
-		.ino = (uint64_t)json_integer_value(json_object_get(d, "ino")),
-	};
-	/* the document's key: its first name in the order */
-	struct pair key = { 0 };
-	bool have_key = false;
-	int rc = 0;
-	json_t *n;
-	json_array_foreach(names, i, n) {
-		struct pair p = base;
-		p.name = i;
-		p.nm = raw(json_object_get(n, "name"), &p.nml);
-		p.path = raw(json_object_get(n, "path"), &p.pl);
-		if (!p.nm || !p.path) {
-			free(p.nm);
-			free(p.path);
+	/* every name of the document, then its key: its first name in the order */
+	size_t nn = json_array_size(names), key = 0;
+	struct pair *ps = calloc(nn ? nn : 1, sizeof *ps);
+	bool *ok = calloc(nn ? nn : 1, sizeof *ok);
+	int rc = ps && ok ? 0 : -ENOMEM;
+	for (i = 0; i < nn && !rc; i++) {
+		json_t *n = json_array_get(names, i);
+		struct pair *p = &ps[i];
+		*p = (struct pair){ .doc = d, .name = i,
+				    .score = json_number_value(json_object_get(hit, "_score")),
+				    .ino = (uint64_t)json_integer_value(json_object_get(d, "ino")) };
+		p->nm = raw(json_object_get(n, "name"), &p->nml);
+		p->path = raw(json_object_get(n, "path"), &p->pl);
+		if (!p->nm || !p->path) {
 			rc = -ENOMEM;
 			break;
 		}
-		if (!have_key || pair_cmp(r, &p, &key, false) < 0) {
-			free(key.nm);
-			free(key.path);
-			key = p;
-			key.nm = strdup(p.nm);
-			key.path = malloc(p.pl + 1);
-			if (!key.nm || !key.path) {
-				rc = -ENOMEM;
-				free(p.nm);
-				free(p.path);
-				break;
-			}
-			memcpy(key.path, p.path, p.pl + 1);
-			have_key = true;
-		}
-		bool ok = true;
+		if (pair_cmp(r, p, &ps[key], false) < 0)
+			key = i;
+		ok[i] = true;
 		if (r->o && r->o->under && r->o->under[0]) {
-			ok = false;
-			for (const char *const *u = r->o->under; *u && !ok; u++)
-				ok = in_subtree(p.path, p.pl, *u);
+			ok[i] = false;
+			for (const char *const *u = r->o->under; *u && !ok[i]; u++)
+				ok[i] = in_subtree(p->path, p->pl, *u);
 		}
-		ok = ok && eval(r, r->q, &p);
-		if (ok) {
-			p.doc = json_incref(d);
-			if ((rc = add_pending(r, &p))) {
-				pair_free(&p);
-				break;
-			}
-		} else {
-			free(p.nm);
-			free(p.path);
-		}
+		ok[i] = ok[i] && eval(r, r->q, p);
 	}
-	if (!rc && have_key)
-		emit_before(r, &key);
-	free(key.nm);
-	free(key.path);
+	/* the matching names wait for their turn; the key stays valid while
+	 * the earlier hits go out, as nothing comes before itself */
+	struct pair k0 = rc ? (struct pair){ 0 } : ps[key];
+	for (i = 0; i < nn && !rc; i++) {
+		if (!ok[i])
+			continue;
+		struct pair p = ps[i];
+		p.doc = json_incref(d);
+		if ((rc = add_pending(r, &p)))
+			json_decref(d);
+		else
+			ps[i].nm = ps[i].path = NULL; /* pending holds them */
+	}
+	if (!rc && nn)
+		emit_before(r, &k0);
+	for (i = 0; ps && i < nn; i++) {
+		free(ps[i].nm);
+		free(ps[i].path);
+	}
+	free(ps);
+	free(ok);
 	/* the document is at hand for --json and permission checks */
 	char k[24];
-	snprintf(k, sizeof k, "%" PRIu64, base.ino);
+	snprintf(k, sizeof k, "%" PRIu64, (uint64_t)json_integer_value(json_object_get(d, "ino")));
 	if (json_object_size(r->e->cache) >= CACHE_MAX)
 		json_object_clear(r->e->cache);
 	json_object_set(r->e->cache, k, d);
@@ -1864,8 +1842,8 @@ static void es_close(struct idx_backend *b)
 	free(e->w_text);
 	json_decref(e->cache);
 	json_decref(e->fields);
-	free(e->bulk.p);
-	free(e->items);
+	free(e->bulk.buf.p);
+	free(e->bulk.items);
 	free(e->target);
 	free(e->old);
 	conf_free(&e->c);
