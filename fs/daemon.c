@@ -8,6 +8,7 @@
  * file pages are kept across opens (keep_cache), symlinks are cached.
  */
 #include "fs.h"
+#include "capture.h"
 #include "nodes.h"
 #include "common.h"
 
@@ -31,6 +32,23 @@ struct mfs_fs {
 	struct fuse_session *se;
 	struct node_table nodes;
 	bool mounted;
+	struct capture *cap; /* NULL: lineage is not captured (-o nolineage) */
+};
+
+/* An open file handle (fi->fh), for provenance: who opened it, who wrote
+ * through it since the last version. Guarded by its node's lock. */
+#define HANDLE_WRITERS 8
+struct handle {
+	bool capture; /* lineage is recorded for this file */
+	bool dirty; /* written (or truncated) since the last version */
+	/* opened with O_TRUNC: a version at the last close if no write made one
+	 * (a shell opens `> f` and closes the first descriptor before the
+	 * command writes through its copy) */
+	bool truncated, versioned;
+	struct cap_proc *opener; /* NULL when not resolved */
+	struct cap_proc *writers[HANDLE_WRITERS];
+	size_t nwriters;
+	uint32_t last_tid; /* the thread of the last write, already counted */
 };
 
 static struct mfs_fs *FS(fuse_req_t req)
@@ -90,8 +108,28 @@ static void release_node(struct mfs_fs *fs, struct node *n, uint64_t forget, uin
 	}
 }
 
+/* Remembers where a node was found, for provenance: its directory, and
+ * whether it is noise (a noisy name, or inside a noisy directory). */
+static void note_parent(struct mfs_fs *fs, struct node *n, uint64_t parent, const char *name, uint32_t mode)
+{
+	if (!fs->cap || !name)
+		return;
+	bool noise = capture_noise_name(name, S_ISDIR(mode));
+	if (!noise) {
+		struct node *p = node_get(&fs->nodes, parent, false);
+		if (p) {
+			noise = p->noise;
+			node_put(&fs->nodes, p, 0, 0);
+		}
+	}
+	pthread_mutex_lock(&n->lock);
+	n->parent = parent;
+	n->noise = noise;
+	pthread_mutex_unlock(&n->lock);
+}
+
 /* Replies with an entry and counts the kernel's new reference. */
-static void reply_entry(fuse_req_t req, const struct inode_rec *in)
+static void reply_entry(fuse_req_t req, const struct inode_rec *in, uint64_t parent, const char *name)
 {
 	struct mfs_fs *fs = FS(req);
 	struct node *n = node_get(&fs->nodes, in->ino, true);
@@ -99,6 +137,7 @@ static void reply_entry(fuse_req_t req, const struct inode_rec *in)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	note_parent(fs, n, parent, name, in->mode);
 	struct fuse_entry_param e = { .ino = in->ino, .generation = 1,
 				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
 	struct inode_rec a = *in;
@@ -142,6 +181,117 @@ static int flush_ino(struct mfs_fs *fs, uint64_t ino)
 	int rc = flush_locked(fs, n);
 	pthread_mutex_unlock(&n->lock);
 	release_node(fs, n, 0, 0);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- handles */
+
+/* Decides at open whether the file's lineage is recorded. */
+static bool handle_captured(struct mfs_fs *fs, struct node *n)
+{
+	if (!fs->cap)
+		return false;
+	pthread_mutex_lock(&n->lock);
+	bool noise = n->noise;
+	uint64_t parent = n->parent ? n->parent : MFS_ROOT_INO;
+	pthread_mutex_unlock(&n->lock);
+	return !noise && capture_dir_on(fs->cap, parent);
+}
+
+static void handle_free(struct mfs_fs *fs, struct handle *h)
+{
+	if (!h)
+		return;
+	capture_put(fs->cap, h->opener);
+	for (size_t i = 0; i < h->nwriters; i++)
+		capture_put(fs->cap, h->writers[i]);
+	free(h);
+}
+
+/* Counts p (referenced, handed over) as a writer of h; n->lock held. */
+static void handle_add_writer(struct mfs_fs *fs, struct handle *h, struct cap_proc *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < h->nwriters; i++) {
+		if (h->writers[i] == p) {
+			capture_put(fs->cap, p);
+			return;
+		}
+	}
+	if (h->nwriters == HANDLE_WRITERS) {
+		/* the oldest writer gives way: eight processes writing one
+		 * open file between two closes is past what lineage shows */
+		capture_put(fs->cap, h->writers[0]);
+		memmove(h->writers, h->writers + 1, (HANDLE_WRITERS - 1) * sizeof *h->writers);
+		h->nwriters--;
+	}
+	h->writers[h->nwriters++] = p;
+}
+
+/* A write (or truncation) through h by thread tid: who to charge. The
+ * process is read before n->lock is taken. */
+static struct cap_proc *writer_of(struct mfs_fs *fs, struct handle *h, uint32_t tid)
+{
+	if (!h || !h->capture || tid == __atomic_load_n(&h->last_tid, __ATOMIC_RELAXED))
+		return NULL;
+	return capture_proc(fs->cap, tid);
+}
+
+/* n->lock held */
+static void handle_wrote(struct mfs_fs *fs, struct handle *h, struct cap_proc *p, uint32_t tid)
+{
+	if (!h || !h->capture)
+		return;
+	h->dirty = true;
+	if (p) {
+		handle_add_writer(fs, h, p);
+		__atomic_store_n(&h->last_tid, tid, __ATOMIC_RELAXED);
+	} else if (tid != __atomic_load_n(&h->last_tid, __ATOMIC_RELAXED) && h->opener) {
+		/* no caller to charge (writeback, a process gone): the opener */
+		handle_add_writer(fs, h, capture_ref(fs->cap, h->opener));
+	}
+}
+
+/* Commits n's pending writes and, when h was written since its last
+ * version, the new version, in one transaction; n->lock held. last: the
+ * handle's release. */
+static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle *h, bool last)
+{
+	if (h && last && h->truncated && !h->versioned)
+		h->dirty = true;
+	if (!h || !h->dirty)
+		return flush_locked(fs, n);
+	if (!h->nwriters && h->opener)
+		handle_add_writer(fs, h, capture_ref(fs->cap, h->opener));
+	const struct prov_proc *procs[HANDLE_WRITERS], *fprocs[CAPTURE_FEEDERS];
+	bool record[HANDLE_WRITERS];
+	struct cap_proc *feeders[CAPTURE_FEEDERS];
+	size_t nf = capture_feeders(fs->cap, h->writers, h->nwriters, h->opener, feeders, CAPTURE_FEEDERS);
+	struct prov_gen g;
+	capture_gen(h->writers, h->nwriters, feeders, nf, procs, fprocs, record, &g);
+	struct wbuf *b = &n->buf;
+	struct ns_extent *ext = NULL;
+	if (b->n && !(ext = malloc(b->n * sizeof *ext)))
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		ext[i] = (struct ns_extent){ b->v[i].off, b->v[i].len, b->v[i].data };
+	struct mfs_ctx c = b->n ? b->ctx : (struct mfs_ctx){ 0 };
+	int rc = ns_write_version(fs->vol, &c, n->ino, ext, b->n, &b->mtime, &g, NULL);
+	free(ext);
+	capture_gen_done(h->writers, h->nwriters, record, rc);
+	for (size_t i = 0; i < nf; i++)
+		capture_put(fs->cap, feeders[i]);
+	if (rc)
+		log_error("inode %llu: cannot commit %zu buffered bytes and a new version: %s",
+			  (unsigned long long)n->ino, b->bytes, strerror(-rc));
+	wbuf_clear(b);
+	for (size_t i = 0; i < h->nwriters; i++)
+		capture_put(fs->cap, h->writers[i]);
+	h->nwriters = 0;
+	h->dirty = false;
+	h->versioned = true;
+	__atomic_store_n(&h->last_tid, 0, __ATOMIC_RELAXED);
 	return rc;
 }
 
@@ -196,7 +346,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry(req, &in);
+		reply_entry(req, &in, parent, name);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -284,6 +434,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	if (h && (to_set & FUSE_SET_ATTR_SIZE)) {
+		/* ftruncate: the content changed through this handle */
+		struct node *n = node_get(&fs->nodes, ino, false);
+		if (n) {
+			struct cap_proc *p = writer_of(fs, h, c.pid);
+			pthread_mutex_lock(&n->lock);
+			handle_wrote(fs, h, p, c.pid);
+			pthread_mutex_unlock(&n->lock);
+			release_node(fs, n, 0, 0);
+		}
+	}
 	struct stat st;
 	to_stat(&in, &st);
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
@@ -309,7 +471,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry(req, &in);
+		reply_entry(req, &in, parent, name);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -320,7 +482,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry(req, &in);
+		reply_entry(req, &in, parent, name);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -331,7 +493,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry(req, &in);
+		reply_entry(req, &in, parent, name);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -344,7 +506,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		reply_entry(req, &in);
+		reply_entry(req, &in, newparent, newname);
 }
 
 /* An inode lost its last name: free it now, or when its last user goes. */
@@ -386,10 +548,30 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	struct mfs_ctx c = req_ctx(req);
 	struct ns_unlinked g = { 0 };
-	int rc = ns_rename(FS(req)->vol, &c, parent, name, newparent, newname, flags, &g);
+	struct mfs_fs *fs = FS(req);
+	int rc = ns_rename(fs->vol, &c, parent, name, newparent, newname, flags, &g);
 	if (!rc)
-		handle_unlinked(FS(req), &g);
+		handle_unlinked(fs, &g);
 	fuse_reply_err(req, -rc);
+	if (rc || !fs->cap)
+		return;
+	/* the kernel moves its dentry without asking again: the node's
+	 * directory is the new one, and a moved directory may have left or
+	 * entered a subtree where capture is off */
+	for (int side = 0; side < ((flags & RENAME_EXCHANGE) ? 2 : 1); side++) {
+		uint64_t dir = side ? parent : newparent;
+		const char *nm = side ? name : newname;
+		struct inode_rec in;
+		if (ns_lookup(fs->vol, dir, nm, &in))
+			continue;
+		if (S_ISDIR(in.mode))
+			capture_invalidate(fs->cap);
+		struct node *n = node_get(&fs->nodes, in.ino, false);
+		if (n) {
+			note_parent(fs, n, dir, nm, in.mode);
+			release_node(fs, n, 0, 0);
+		}
+	}
 }
 
 /* ---------------------------------------------------------------- files */
@@ -397,12 +579,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
+	struct mfs_ctx c = req_ctx(req);
 	if (fi->flags & O_TRUNC) {
 		/* atomic_o_trunc: the kernel leaves O_TRUNC to the open; the
 		 * times change even when the file was empty already */
 		int rc = flush_ino(fs, ino);
 		struct ns_setattr r = { .mask = MFS_SET_SIZE | MFS_SET_MTIME_NOW, .size = 0 };
-		struct mfs_ctx c = req_ctx(req);
 		/* the kernel leaves this to us along with the truncation;
 		 * root is taken as holding CAP_FSETID */
 		if (c.uid != 0)
@@ -420,14 +602,35 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	struct handle *h = NULL;
+	if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
+		h->capture = true;
+		bool reads = (fi->flags & O_ACCMODE) != O_WRONLY && !(fi->flags & O_TRUNC);
+		/* read now: a short-lived process may be gone by its last
+		 * close, and a writer may close its standard input (a pipe)
+		 * before it writes */
+		h->opener = capture_proc(fs->cap, c.pid);
+		if (reads && h->opener) {
+			/* opening for reading is the use: reads served from the
+			 * page cache never reach the daemon */
+			int rc = capture_used(fs->cap, h->opener, ino);
+			if (rc)
+				log_error("inode %llu: cannot record its use by pid %u: %s",
+					  (unsigned long long)ino, c.pid, strerror(-rc));
+		}
+		h->truncated = fi->flags & O_TRUNC;
+	}
+	fi->fh = (uintptr_t)h;
 	node_add_open(&fs->nodes, n);
 	/* pages stay valid across opens: nothing changes a file behind the
 	 * kernel's back on a single-host volume */
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0)
+	if (fuse_reply_open(req, fi) != 0) {
+		handle_free(fs, h);
 		release_node(fs, n, 0, 1);
-	else
+	} else {
 		release_node(fs, n, 0, 0);
+	}
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -446,16 +649,25 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	note_parent(fs, n, parent, name, in.mode);
+	struct handle *h = NULL;
+	if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
+		h->capture = true; /* a new file: nothing to use, a version when written */
+		h->opener = capture_proc(fs->cap, c.pid);
+	}
+	fi->fh = (uintptr_t)h;
 	struct fuse_entry_param e = { .ino = in.ino, .generation = 1,
 				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
 	to_stat(&in, &e.attr);
 	node_add_lookup(&fs->nodes, n);
 	node_add_open(&fs->nodes, n);
 	fi->keep_cache = 1;
-	if (fuse_reply_create(req, &e, fi) != 0)
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_free(fs, h);
 		release_node(fs, n, 1, 1);
-	else
+	} else {
 		release_node(fs, n, 0, 0);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -509,7 +721,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	uint32_t tid = (uint32_t)fuse_req_ctx(req)->pid;
+	struct cap_proc *p = writer_of(fs, h, tid);
 	pthread_mutex_lock(&n->lock);
+	handle_wrote(fs, h, p, tid);
 	if (!n->buf.n)
 		n->buf.ctx = req_ctx(req);
 	int rc = wbuf_add(&n->buf, (uint64_t)off, data, size);
@@ -526,21 +742,33 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		fuse_reply_write(req, size);
 }
 
+/* Every close() of a descriptor: a close after writing makes a version. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -flush_ino(FS(req), ino));
+	struct mfs_fs *fs = FS(req);
+	struct node *n = node_get(&fs->nodes, ino, false);
+	int rc = 0;
+	if (n) {
+		pthread_mutex_lock(&n->lock);
+		rc = flush_handle_locked(fs, n, (struct handle *)(uintptr_t)fi->fh, false);
+		pthread_mutex_unlock(&n->lock);
+		release_node(fs, n, 0, 0);
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct node *n = node_get(&fs->nodes, ino, false);
 	if (n) {
 		pthread_mutex_lock(&n->lock);
-		flush_locked(fs, n);
+		flush_handle_locked(fs, n, h, true);
 		pthread_mutex_unlock(&n->lock);
 		release_node(fs, n, 0, 1);
 	}
+	handle_free(fs, h);
 	fuse_reply_err(req, 0);
 }
 
@@ -667,7 +895,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	struct mfs_ctx c = req_ctx(req);
-	fuse_reply_err(req, -ns_setxattr(FS(req)->vol, &c, ino, name, value, size, flags));
+	int rc = ns_setxattr(FS(req)->vol, &c, ino, name, value, size, flags);
+	if (!rc && FS(req)->cap && !strcmp(name, CAPTURE_XATTR))
+		capture_invalidate(FS(req)->cap);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -707,7 +938,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct mfs_ctx c = req_ctx(req);
-	fuse_reply_err(req, -ns_removexattr(FS(req)->vol, &c, ino, name));
+	int rc = ns_removexattr(FS(req)->vol, &c, ino, name);
+	if (!rc && FS(req)->cap && !strcmp(name, CAPTURE_XATTR))
+		capture_invalidate(FS(req)->cap);
+	fuse_reply_err(req, -rc);
 }
 
 static const struct fuse_lowlevel_ops mfs_ops = {
@@ -746,12 +980,16 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 
 /* ---------------------------------------------------------------- session */
 
-int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, struct mfs_fs **out)
+int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, bool lineage, struct mfs_fs **out)
 {
 	struct mfs_fs *fs = calloc(1, sizeof *fs);
 	if (!fs)
 		return -ENOMEM;
 	fs->vol = v;
+	if (lineage && capture_create(v, &fs->cap)) {
+		free(fs);
+		return -ENOMEM;
+	}
 	if (nodes_init(&fs->nodes)) {
 		free(fs);
 		return -ENOMEM;
@@ -763,6 +1001,7 @@ int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, struct mfs_fs **
 	char *esc = malloc(strlen(v->store->spec) * 2 + 1);
 	if (!esc) {
 		nodes_fini(&fs->nodes);
+		capture_destroy(fs->cap);
 		free(fs);
 		return -ENOMEM;
 	}
@@ -777,12 +1016,14 @@ int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, struct mfs_fs **
 	free(esc);
 	if (fuse_opt_add_arg(args, opt) != 0) {
 		nodes_fini(&fs->nodes);
+		capture_destroy(fs->cap);
 		free(fs);
 		return -ENOMEM;
 	}
 	fs->se = fuse_session_new(args, &mfs_ops, sizeof mfs_ops, fs);
 	if (!fs->se) {
 		nodes_fini(&fs->nodes);
+		capture_destroy(fs->cap);
 		free(fs);
 		return -EINVAL;
 	}
@@ -823,5 +1064,6 @@ void mfs_fs_destroy(struct mfs_fs *fs)
 		fuse_session_unmount(fs->se);
 	fuse_session_destroy(fs->se);
 	nodes_fini(&fs->nodes);
+	capture_destroy(fs->cap);
 	free(fs);
 }

@@ -33,6 +33,10 @@ struct node {
 	uint32_t nopen; /* open handles */
 	uint32_t refs; /* operations in flight holding the node */
 	bool unlinked; /* the last name is gone: reclaim when unused */
+	/* provenance: the directory it was last looked up in, and whether
+	 * its name (or a directory above it) is noise never recorded */
+	uint64_t parent;
+	bool noise;
 	pthread_mutex_t lock; /* guards buf and its commits */
 	struct wbuf buf;
 	struct node *next;

@@ -530,6 +530,7 @@ static const char *const MAPPING =
 	"\"nw\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"},"
 	"\"pw\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"}}},"
 	"\"tags\":{\"type\":\"keyword\"},\"text\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"},"
+	"\"lin_anc\":{\"type\":\"long\"},\"lin_gen\":{\"type\":\"keyword\"},"
 	"\"x\":{\"type\":\"object\",\"dynamic\":true},\"xf\":{\"type\":\"object\",\"enabled\":false},"
 	"\"cursor\":{\"type\":\"long\",\"index\":false},\"volume\":{\"type\":\"keyword\"}}}}";
 
@@ -811,6 +812,13 @@ static json_t *build_doc(const struct idx_doc *d, int *rcp)
 	if (!rc) {
 		json_object_set_new(doc, "names", names);
 		json_object_set_new(doc, "tags", f.tags);
+		json_t *anc = json_array(), *gen = json_array();
+		for (size_t i = 0; i < d->nanc; i++)
+			json_array_append_new(anc, json_integer((json_int_t)d->anc[i]));
+		for (size_t i = 0; i < d->ngen; i++)
+			json_array_append_new(gen, json_string(d->gen[i]));
+		json_object_set_new(doc, "lin_anc", anc);
+		json_object_set_new(doc, "lin_gen", gen);
 		json_object_set_new(doc, "text", json_string(f.text.p ? f.text.p : ""));
 		json_object_set_new(doc, "x", f.x);
 		json_object_set_new(doc, "xf", f.xf);
@@ -1339,6 +1347,9 @@ static json_t *doc_leaf(const struct q_node *n)
 	case QF_MODE: return cmp_int("perm", n);
 	case QF_NLINK: return cmp_int("nlink", n);
 	case QF_TAG: return json_pack("{s:{s:s}}", "term", "tags", n->value);
+	case QF_GENERATED: return json_pack("{s:{s:s}}", "term", "lin_gen", n->value);
+	/* the path was looked up first (resolve_derived): num is its inode */
+	case QF_DERIVED: return json_pack("{s:{s:I}}", "term", "lin_anc", (json_int_t)n->num);
 	case QF_ATTR: return attr_query(n);
 	case QF_NAME:
 	case QF_PATH: break;
@@ -1702,10 +1713,44 @@ static json_t *sort_spec(const struct qrun *r)
 	return NULL;
 }
 
+/* derived-from:PATH names a file by path: its inode (0 when no live
+ * document has that path, which matches nothing) goes in the term's num. */
+static int resolve_derived(struct es *e, const struct q_node *cn)
+{
+	struct q_node *n = (struct q_node *)cn;
+	if (!n)
+		return 0;
+	if (n->kind != Q_TERM) {
+		int rc = resolve_derived(e, n->left);
+		return rc ? rc : resolve_derived(e, n->right);
+	}
+	if (n->f != QF_DERIVED)
+		return 0;
+	char path[512];
+	snprintf(path, sizeof path, "/%s/_search", e->target);
+	json_t *body = json_pack("{s:{s:{s:[{s:{s:o}},{s:{s:b}}]}},s:i,s:[s]}", "query", "bool", "filter", "term",
+				 "names.path", jbytes(n->value, strlen(n->value)), "term", "deleted", 0, "size", 1,
+				 "_source", "ino");
+	if (!body)
+		return -ENOMEM;
+	json_t *r = NULL;
+	int rc = http_ok(e, "POST", path, body, &r);
+	json_decref(body);
+	if (rc)
+		return rc;
+	json_t *h = json_array_get(json_object_get(json_object_get(r, "hits"), "hits"), 0);
+	n->num = h ? (int64_t)json_integer_value(json_object_get(json_object_get(h, "_source"), "ino")) : 0;
+	json_decref(r);
+	return 0;
+}
+
 static int es_query(struct idx_backend *b, const struct q_node *q, const struct idx_query_opts *o, idx_hit_cb cb,
 		    void *arg)
 {
 	struct es *e = ES(b);
+	int rrc = resolve_derived(e, q);
+	if (rrc)
+		return rrc;
 	struct qrun r = { .e = e, .q = q, .o = o, .sort = o ? o->sort : IDX_SORT_SCORE, .reverse = o && o->reverse,
 			  .cb = cb, .arg = arg };
 	collect_leaves(q, &r.lv);

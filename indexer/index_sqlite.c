@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 5
+#define INDEX_FORMAT 6
 
 #define STMT_CACHE 32
 
@@ -102,6 +102,8 @@ static const char *const schema =
 	"CREATE TABLE attrs(ino INTEGER NOT NULL, kid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, str TEXT,"
 	" PRIMARY KEY(ino, kid, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
+	"CREATE TABLE lin_anc(anc INTEGER NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(anc, ino)) WITHOUT ROWID;"
+	"CREATE TABLE lin_gen(word TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(word, ino)) WITHOUT ROWID;"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
 
@@ -113,7 +115,9 @@ static const char *const schema_indexes =
 	"CREATE INDEX IF NOT EXISTS names_path ON names(path);"
 	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(kid, num) WHERE num IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(kid, str) WHERE str IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);";
+	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);"
+	"CREATE INDEX IF NOT EXISTS lin_anc_ino ON lin_anc(ino);"
+	"CREATE INDEX IF NOT EXISTS lin_gen_ino ON lin_gen(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
 {
@@ -320,7 +324,8 @@ static int remove_rows(struct sq *s, uint64_t ino)
 	static const char *const sql[] = {
 		"DELETE FROM docs WHERE ino = ?",
 		"DELETE FROM attrs WHERE ino = ?", "DELETE FROM tags WHERE ino = ?",
-		"DELETE FROM fts WHERE rowid = ?",
+		"DELETE FROM fts WHERE rowid = ?", "DELETE FROM lin_anc WHERE ino = ?",
+		"DELETE FROM lin_gen WHERE ino = ?",
 	};
 	int rc = fts_names_drop(s, "SELECT id FROM names WHERE ino = ?", ino, NULL, 0);
 	int64_t a = (int64_t)ino;
@@ -513,6 +518,37 @@ static int pf_text(void *arg, const char *text, size_t len)
 	return rc;
 }
 
+static int put_lineage(struct sq *s, const struct idx_doc *d)
+{
+	int rc = 0;
+	sqlite3_stmt *st;
+	if (d->nanc) {
+		if ((rc = prep(s, "INSERT OR IGNORE INTO lin_anc(anc, ino) VALUES(?, ?)", &st)) != SQLITE_OK)
+			return sq_err(s, rc, "lineage");
+		rc = 0;
+		for (size_t i = 0; i < d->nanc && !rc; i++) {
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, (int64_t)d->anc[i]);
+			sqlite3_bind_int64(st, 2, (int64_t)d->in.ino);
+			rc = sq_err(s, sqlite3_step(st), "lineage");
+		}
+		done(s, st);
+	}
+	if (d->ngen && !rc) {
+		if ((rc = prep(s, "INSERT OR IGNORE INTO lin_gen(word, ino) VALUES(?, ?)", &st)) != SQLITE_OK)
+			return sq_err(s, rc, "lineage");
+		rc = 0;
+		for (size_t i = 0; i < d->ngen && !rc; i++) {
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, d->gen[i], -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)d->in.ino);
+			rc = sq_err(s, sqlite3_step(st), "lineage");
+		}
+		done(s, st);
+	}
+	return rc;
+}
+
 static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 {
 	struct sq *s = SQ(b);
@@ -576,6 +612,8 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 	free(names);
 	free(paths);
 	free(pf.text);
+	if (!rc)
+		rc = put_lineage(s, d);
 	return rc;
 }
 
@@ -1003,6 +1041,17 @@ static void compile_at(struct sqlbuf *b, const struct q_node *n, bool top)
 		/* beside a driving set, a point lookup a row */
 		put(b, b->per_row ? "EXISTS (SELECT 1 FROM tags WHERE tags.ino = d.ino AND tag = "
 				  : "d.ino IN (SELECT ino FROM tags WHERE tag = ");
+		p_text(b, n->value, strlen(n->value), 2);
+		put(b, ")");
+		return;
+	case QF_DERIVED:
+		/* the ancestors of each document were listed when it was indexed */
+		put(b, "d.ino IN (SELECT ino FROM lin_anc WHERE anc IN (SELECT ino FROM names WHERE path = ");
+		p_text(b, n->value, strlen(n->value), 3);
+		put(b, "))");
+		return;
+	case QF_GENERATED:
+		put(b, "d.ino IN (SELECT ino FROM lin_gen WHERE word = ");
 		p_text(b, n->value, strlen(n->value), 2);
 		put(b, ")");
 		return;

@@ -166,9 +166,151 @@ void idx_doc_clear(struct idx_doc *d)
 		free(d->xattrs[i].name);
 		free(d->xattrs[i].value);
 	}
+	for (size_t i = 0; i < d->ngen; i++)
+		free(d->gen[i]);
 	free(d->names);
 	free(d->xattrs);
+	free(d->anc);
+	free(d->gen);
 	memset(d, 0, sizeof *d);
+}
+
+/* ---------------------------------------------------------------- lineage */
+
+struct anc_walk {
+	struct idx_doc *d;
+	struct u64_vec queue; /* (ino, version) pairs still to visit */
+	uint64_t *seen; /* open addressing over ino*31+version, 0 = empty */
+	size_t nseen, cap;
+	size_t cap_anc;
+};
+
+static bool walk_seen(struct anc_walk *w, uint64_t ino, uint64_t version)
+{
+	uint64_t key = ino * 0x9E3779B97F4A7C15ULL ^ (version + 1);
+	if (!key)
+		key = 1;
+	if ((w->nseen + 1) * 2 > w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 256;
+		uint64_t *ns = calloc(cap, sizeof *ns);
+		if (!ns)
+			return true;
+		for (size_t i = 0; i < w->cap; i++) {
+			if (!w->seen[i])
+				continue;
+			size_t j = (size_t)(w->seen[i] >> 7) & (cap - 1);
+			while (ns[j])
+				j = (j + 1) & (cap - 1);
+			ns[j] = w->seen[i];
+		}
+		free(w->seen);
+		w->seen = ns;
+		w->cap = cap;
+	}
+	size_t j = (size_t)(key >> 7) & (w->cap - 1);
+	while (w->seen[j]) {
+		if (w->seen[j] == key)
+			return true;
+		j = (j + 1) & (w->cap - 1);
+	}
+	w->seen[j] = key;
+	w->nseen++;
+	return false;
+}
+
+static int anc_cb(void *arg, uint64_t ino, uint64_t version, uint64_t proc)
+{
+	(void)proc;
+	struct anc_walk *w = arg;
+	if (walk_seen(w, ino, version))
+		return 0;
+	if (u64_vec_push(&w->queue, ino) || u64_vec_push(&w->queue, version))
+		return -ENOMEM;
+	struct idx_doc *d = w->d;
+	if (ino == d->in.ino || d->nanc >= IDX_ANC_MAX)
+		return 0;
+	for (size_t i = 0; i < d->nanc; i++)
+		if (d->anc[i] == ino)
+			return 0;
+	if (mfs_array_reserve(&d->anc, &w->cap_anc, d->nanc, sizeof *d->anc))
+		return -ENOMEM;
+	d->anc[d->nanc++] = ino;
+	return 0;
+}
+
+static int add_word(struct idx_doc *d, size_t *cap, const char *w, size_t len)
+{
+	if (!len || !idx_is_utf8(w, len))
+		return 0;
+	for (size_t i = 0; i < d->ngen; i++)
+		if (strlen(d->gen[i]) == len && !memcmp(d->gen[i], w, len))
+			return 0;
+	if (mfs_array_reserve(&d->gen, cap, d->ngen, sizeof *d->gen))
+		return -ENOMEM;
+	if (!(d->gen[d->ngen] = strndup(w, len)))
+		return -ENOMEM;
+	d->ngen++;
+	return 0;
+}
+
+/* The words a command is found by: each argument as written, and the
+ * base name of the program and of every argument that is a path. */
+static int add_command_words(struct idx_doc *d, size_t *cap, const struct prov_proc *p)
+{
+	int rc = 0;
+	if (p->exe) {
+		const char *b = strrchr(p->exe, '/');
+		b = b ? b + 1 : p->exe;
+		rc = add_word(d, cap, b, strlen(b));
+	}
+	const char *a = p->argv, *end = p->argv ? p->argv + p->argv_len : NULL;
+	for (int i = 0; !rc && a && a < end && i < 256; i++) {
+		size_t n = strnlen(a, (size_t)(end - a));
+		rc = add_word(d, cap, a, n);
+		const char *b = memrchr(a, '/', n);
+		if (!rc && b && b + 1 < a + n)
+			rc = add_word(d, cap, b + 1, (size_t)(a + n - b - 1));
+		a += n + 1;
+	}
+	return rc;
+}
+
+int idx_doc_lineage(struct store_txn *t, struct idx_doc *d)
+{
+	if (!S_ISREG(d->in.mode))
+		return 0;
+	uint64_t cur;
+	int rc = prov_current(t, d->in.ino, &cur);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	struct prov_version pv;
+	if ((rc = prov_version_get(t, d->in.ino, cur, &pv)))
+		return rc == -ENOENT ? 0 : rc;
+	size_t gcap = 0;
+	for (size_t i = 0; i < pv.ngen && !rc; i++) {
+		struct prov_proc p;
+		if (prov_proc_get(t, pv.gen[i], &p))
+			continue;
+		rc = add_command_words(d, &gcap, &p);
+		if (!rc && p.job && p.job != p.id) {
+			struct prov_proc j;
+			if (prov_proc_get(t, p.job, &j) == 0) {
+				rc = add_command_words(d, &gcap, &j);
+				prov_proc_free(&j);
+			}
+		}
+		prov_proc_free(&p);
+	}
+	/* breadth first, so that a cut keeps the nearest ancestors */
+	struct anc_walk w = { .d = d };
+	walk_seen(&w, d->in.ino, cur);
+	if (!rc && (rc = u64_vec_push(&w.queue, d->in.ino)) == 0)
+		rc = u64_vec_push(&w.queue, cur);
+	for (size_t i = 0; !rc && i + 1 < w.queue.n && d->nanc < IDX_ANC_MAX; i += 2)
+		rc = prov_sources(t, w.queue.v[i], w.queue.v[i + 1], anc_cb, &w);
+	free(w.queue.v);
+	free(w.seen);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- reading state */
@@ -360,6 +502,8 @@ static int load_doc(struct store_txn *t, struct path_cache *c, uint64_t ino, str
 		free(l.v[i]);
 	}
 	free(l.v);
+	if (!rc)
+		rc = idx_doc_lineage(t, d);
 	return rc;
 }
 
@@ -423,6 +567,12 @@ static int want(struct batch *b, uint64_t ino, uint64_t version, bool moved)
 static int collect(void *arg, const struct cl_rec *r)
 {
 	struct batch *b = arg;
+	if (r->op == CL_PROCESS || r->op == CL_USED) {
+		/* no document changes: a use is found from the version it used */
+		b->last_seq = r->seq;
+		b->records++;
+		return b->records >= b->max ? 1 : 0;
+	}
 	int rc = want(b, r->ino, r->version, r->op == CL_RENAME && (r->mode & S_IFMT) == S_IFDIR);
 	if (!rc && r->replaced)
 		rc = want(b, r->replaced, 0, false);
@@ -686,6 +836,7 @@ struct rebuild {
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *parg;
 	int rc;
+	struct store_txn *t; /* reads lineage records */
 };
 
 static int arena_add(struct rebuild *r, const void *p, size_t len, size_t *off)
@@ -863,6 +1014,8 @@ static int rb_inode_cb(void *arg, uint64_t ino, const struct inode_rec *in)
 		}
 		memcpy(o->value, r->arena + x->voff, x->vlen);
 	}
+	if (!rc && d.nnames)
+		rc = idx_doc_lineage(r->t, &d);
 	if (!rc && (ino == MFS_ROOT_INO || d.nnames))
 		rc = r->be->ops->put(r->be, &d);
 	idx_doc_clear(&d);
@@ -920,7 +1073,11 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 		if (!rc)
 			rc = r.be->ops->set_volume(r.be, uuid);
 		if (!rc)
+			rc = s->ops->begin_read(s, &r.t);
+		if (!rc) {
 			rc = s->ops->inode_scan(s, rb_inode_cb, &r);
+			s->ops->abort(r.t);
+		}
 		if (!rc && r.be->ops->finish)
 			rc = r.be->ops->finish(r.be);
 		if (!rc)

@@ -40,7 +40,21 @@ struct idx_doc {
 	size_t nnames;
 	struct idx_xattr *xattrs;
 	size_t nxattrs;
+	/* lineage of the current version: every file it was derived from,
+	 * however far up (`derived-from:`), and the words of the command
+	 * lines that wrote it and of their jobs (`generated-by:`) */
+	uint64_t *anc;
+	size_t nanc;
+	char **gen;
+	size_t ngen;
 };
+
+/* Most ancestors kept for one document; a longer lineage is cut (the
+ * nearest first) and `metafs lineage` still shows all of it. */
+#define IDX_ANC_MAX 10000
+
+/* Loads d's lineage fields from the provenance records (see metadata.h). */
+int idx_doc_lineage(struct store_txn *t, struct idx_doc *d);
 
 void idx_doc_clear(struct idx_doc *d);
 

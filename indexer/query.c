@@ -36,7 +36,7 @@
  *                                           shown flat, whatever the tree shape
  *   (TERM FIELD OP VALUE)  (TERM FIELD in LOW HIGH)
  * FIELD is text, name, path, type, size, mtime, atime, ctime, uid, gid,
- * mode, nlink, tag or attr:NAME once resolved, and the field as written
+ * mode, nlink, tag, derived-from, generated-by or attr:NAME once resolved, and the field as written
  * before. OP is =, >, >=, <, <= or glob. Strings are always in double quotes
  * (with \" \\ and \xNN for control bytes); sizes, ids, counts and times (ns
  * since the epoch) are decimal, modes octal with a leading 0, types a letter,
@@ -949,6 +949,8 @@ static const struct builtin {
 	{ "mode", QF_MODE, V_MODE },
 	{ "nlink", QF_NLINK, V_COUNT },
 	{ "tag", QF_TAG, V_TEXT },
+	{ "derived-from", QF_DERIVED, V_PATH },
+	{ "generated-by", QF_GENERATED, V_TEXT },
 };
 
 struct resolver {
@@ -1314,6 +1316,7 @@ static const char *const field_names[] = {
 	[QF_SIZE] = "size",   [QF_MTIME] = "mtime", [QF_ATIME] = "atime", [QF_CTIME] = "ctime",
 	[QF_UID] = "uid",     [QF_GID] = "gid",     [QF_MODE] = "mode",   [QF_NLINK] = "nlink",
 	[QF_TAG] = "tag",     [QF_ATTR] = "attr",
+	[QF_DERIVED] = "derived-from", [QF_GENERATED] = "generated-by",
 };
 
 static void format_term(struct out *o, const struct q_node *n)

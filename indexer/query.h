@@ -13,7 +13,8 @@
  *             | "quoted value" | VALUE
  *
  * FIELD is a built-in field (name, path, type, size, mtime, atime, ctime,
- * user, group, uid, gid, mode, nlink, tag) or the name of an xattr, with
+ * user, group, uid, gid, mode, nlink, tag, derived-from, generated-by) or
+ * the name of an xattr, with
  * dotted names reaching into JSON objects: `annotations.bicycles:>3` reads
  * the xattr user.annotations. AND/OR/NOT are words only in capitals.
  */
@@ -44,6 +45,8 @@ enum q_field {
 	QF_NLINK,
 	QF_TAG, /* user.xdg.tags entries and user.tag.* names */
 	QF_ATTR, /* an xattr or a field inside a JSON xattr value */
+	QF_DERIVED, /* derived-from:PATH, the current version made from PATH, however far up */
+	QF_GENERATED, /* generated-by:WORD, written by a command with that word */
 };
 
 /* What a value turned out to be, for QF_ATTR (others are fixed by field). */

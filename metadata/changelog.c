@@ -7,14 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CL_FORMAT 1
-#define CL_HEADER_LEN (2 + 8 * 8 + 4 * 10)
+/* format 2 added the provenance fields (proc in the spare eighth u64, and
+ * fversion after the u32s); records of format 1 still decode */
+#define CL_FORMAT 2
+#define CL_HEADER1_LEN (2 + 8 * 8 + 4 * 10)
+#define CL_HEADER_LEN (CL_HEADER1_LEN + 8)
 
 static const char *const op_names[CL_OP_MAX] = {
 	[CL_CREATE] = "create",   [CL_MKDIR] = "mkdir",     [CL_MKNOD] = "mknod",
 	[CL_SYMLINK] = "symlink", [CL_LINK] = "link",       [CL_UNLINK] = "unlink",
 	[CL_RMDIR] = "rmdir",     [CL_RENAME] = "rename",   [CL_SETATTR] = "setattr",
 	[CL_WRITE] = "write",     [CL_SETXATTR] = "setxattr", [CL_REMOVEXATTR] = "removexattr",
+	[CL_PROCESS] = "process", [CL_USED] = "used",       [CL_GENERATED] = "generated",
 };
 
 const char *cl_op_name(uint32_t op)
@@ -34,13 +38,15 @@ int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
 	*q++ = CL_FORMAT;
 	*q++ = (unsigned char)r->op;
 	uint64_t u64s[] = { (uint64_t)r->time_ns, r->ino, r->version, r->parent,
-			    r->new_parent, r->replaced, r->size, 0 };
+			    r->new_parent, r->replaced, r->size, r->proc };
 	for (size_t i = 0; i < MFS_ARRAY_LEN(u64s); i++, q += 8)
 		put_le64(q, u64s[i]);
 	uint32_t u32s[] = { r->uid, r->gid, r->pid, r->mode, r->fields, r->nlink,
 			    r->name_len, r->new_name_len, r->xname_len, r->value_len };
 	for (size_t i = 0; i < MFS_ARRAY_LEN(u32s); i++, q += 4)
 		put_le32(q, u32s[i]);
+	put_le64(q, r->fversion);
+	q += 8;
 	if (r->name_len)
 		memcpy(q, r->name, r->name_len), q += r->name_len;
 	if (r->new_name_len)
@@ -57,7 +63,10 @@ int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
 int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 {
 	memset(r, 0, sizeof *r);
-	if (len < CL_HEADER_LEN || p[0] != CL_FORMAT)
+	if (len < CL_HEADER1_LEN || p[0] < 1 || p[0] > CL_FORMAT)
+		return -EINVAL;
+	size_t header = p[0] == 1 ? CL_HEADER1_LEN : CL_HEADER_LEN;
+	if (len < header)
 		return -EINVAL;
 	r->op = p[1];
 	const unsigned char *q = p + 2;
@@ -74,6 +83,7 @@ int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 	r->new_parent = u64s[4];
 	r->replaced = u64s[5];
 	r->size = u64s[6];
+	r->proc = u64s[7];
 	r->uid = u32s[0];
 	r->gid = u32s[1];
 	r->pid = u32s[2];
@@ -84,8 +94,12 @@ int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 	r->new_name_len = u32s[7];
 	r->xname_len = u32s[8];
 	r->value_len = u32s[9];
+	if (header == CL_HEADER_LEN) {
+		r->fversion = get_le64(q);
+		q += 8;
+	}
 	size_t need = (size_t)r->name_len + r->new_name_len + r->xname_len + r->value_len;
-	if (len - CL_HEADER_LEN != need || r->op == 0 || r->op >= CL_OP_MAX)
+	if (len - header != need || r->op == 0 || r->op >= CL_OP_MAX)
 		return -EINVAL;
 	r->name = (const char *)q;
 	q += r->name_len;

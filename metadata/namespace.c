@@ -12,6 +12,7 @@
  */
 #include "metadata.h"
 #include "blockstore.h"
+#include "provenance.h"
 #include "common.h"
 
 #include <errno.h>
@@ -1098,6 +1099,8 @@ struct io_args {
 	size_t n;
 	const struct timespec *mtime;
 	struct inode_rec *out;
+	const struct prov_gen *gen; /* a close after writing: make a version */
+	uint64_t version;
 };
 
 static int do_read(struct store_txn *t, void *arg)
@@ -1143,8 +1146,57 @@ static int do_write(struct store_txn *t, void *arg)
 		return rc;
 	struct cl_rec cl = cl_make(CL_WRITE, a->c, &in);
 	rc = OPS(t)->changelog_append(t, &cl);
+	if (!rc && a->gen)
+		rc = prov_txn_generate(t, &in, a->gen, &a->version);
 	if (!rc && a->out)
 		*a->out = in;
+	return rc;
+}
+
+static int do_generate(struct store_txn *t, void *arg)
+{
+	struct io_args *a = arg;
+	struct inode_rec in;
+	int rc = OPS(t)->inode_get(t, a->ino, &in, true);
+	if (rc)
+		return rc;
+	if (!S_ISREG(in.mode))
+		return -EINVAL;
+	return prov_txn_generate(t, &in, a->gen, &a->version);
+}
+
+static int write_common(struct io_args *a)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->ext[i].off + a->ext[i].len < a->ext[i].off ||
+		    a->ext[i].off + a->ext[i].len > (uint64_t)INT64_MAX)
+			return -EFBIG;
+		bytes += a->ext[i].len;
+	}
+	/* the bytes go to the log and later to a table file */
+	int rc = space_check(a->v, 2 * bytes);
+	if (rc)
+		return rc;
+	return ns_txn_run(a->v, do_write, a);
+}
+
+int ns_write_version(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
+		     const struct ns_extent *ext, size_t n, const struct timespec *mtime,
+		     const struct prov_gen *gen, uint64_t *version)
+{
+	if (gen && gen->n == 0)
+		gen = NULL;
+	struct io_args a = { .v = v, .c = c, .ino = ino, .ext = ext, .n = n, .mtime = mtime, .gen = gen };
+	int rc;
+	if (n)
+		rc = write_common(&a);
+	else if (gen)
+		rc = ns_txn_run(v, do_generate, &a);
+	else
+		return 0;
+	if (!rc && version)
+		*version = a.version;
 	return rc;
 }
 
@@ -1154,18 +1206,8 @@ int ns_write(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino,
 {
 	if (n == 0)
 		return 0;
-	uint64_t bytes = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ext[i].off + ext[i].len < ext[i].off || ext[i].off + ext[i].len > (uint64_t)INT64_MAX)
-			return -EFBIG;
-		bytes += ext[i].len;
-	}
-	/* the bytes go to the log and later to a table file */
-	int rc = space_check(v, 2 * bytes);
-	if (rc)
-		return rc;
 	struct io_args a = { .v = v, .c = c, .ino = ino, .ext = ext, .n = n, .mtime = mtime, .out = out };
-	return ns_txn_run(v, do_write, &a);
+	return write_common(&a);
 }
 
 struct falloc_args {

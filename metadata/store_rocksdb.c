@@ -10,6 +10,7 @@
  *     R|ino|parent|name   the names of an inode (reverse of D)
  *     X|ino|name          extended attribute
  *     O|ino               orphan (no name left, still in use)
+ *     V|...               provenance records (their keys are provenance.c's)
  *     M|...               superblock, inode-number reservation, named locks
  *   column family "data"  F|ino inline bytes, C|ino|index chunks
  *   column family "log"   L|seq changelog records
@@ -955,6 +956,63 @@ static int r_orphan_list(struct store *st, ino_list_cb cb, void *arg)
 
 /* ---------------------------------------------------------------- changelog */
 
+/* ---------------------------------------------------------------- provenance */
+
+static size_t prov_key(unsigned char *k, const void *key, size_t klen)
+{
+	k[0] = 'V';
+	memcpy(k + 1, key, klen);
+	return klen + 1;
+}
+
+static int r_prov_get(struct store_txn *t, const void *key, size_t klen, void **val, size_t *len,
+		      bool lock)
+{
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned char k[PROV_KEY_MAX + 1];
+	return kv_get(t, CF_META, k, prov_key(k, key, klen), lock, (char **)val, len);
+}
+
+static int r_prov_put(struct store_txn *t, const void *key, size_t klen, const void *val, size_t len)
+{
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned char k[PROV_KEY_MAX + 1];
+	return kv_put(t, CF_META, k, prov_key(k, key, klen), val, len);
+}
+
+struct prov_scan_arg {
+	int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len);
+	void *arg;
+};
+
+static int prov_scan_kv(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen)
+{
+	struct prov_scan_arg *a = arg;
+	return a->cb(a->arg, k + 1, klen - 1, v, vlen);
+}
+
+static int r_prov_scan(struct store_txn *t, const void *prefix, size_t plen,
+		       int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len),
+		       void *arg)
+{
+	if (plen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned char lo[PROV_KEY_MAX + 2], hi[PROV_KEY_MAX + 2];
+	size_t n = prov_key(lo, prefix, plen);
+	/* the upper bound: the prefix with its last byte below 0xff raised */
+	memcpy(hi, lo, n);
+	size_t hn = n;
+	while (hn > 0 && hi[hn - 1] == 0xff)
+		hn--;
+	if (hn == 0)
+		return -EINVAL;
+	hi[hn - 1]++;
+	struct prov_scan_arg a = { cb, arg };
+	return kv_scan(RS(t->store), t, CF_META, lo, n, hi, hn, prov_scan_kv, &a);
+}
+
 static int r_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 {
 	struct rocks_txn *t = RT(tt);
@@ -1289,6 +1347,9 @@ static const struct store_ops rocks_ops = {
 	.orphan_put = r_orphan_put,
 	.orphan_del = r_orphan_del,
 	.orphan_list = r_orphan_list,
+	.prov_get = r_prov_get,
+	.prov_put = r_prov_put,
+	.prov_scan = r_prov_scan,
 	.changelog_append = r_changelog_append,
 	.changelog_read = r_changelog_read,
 	.changelog_bounds = r_changelog_bounds,

@@ -37,6 +37,7 @@ static bool mount_only_option(const char *o)
 
 /* metafs's own -o options */
 static bool opt_noindex;
+static bool opt_nolineage;
 
 static int add_options(struct fuse_args *args, const char *list)
 {
@@ -49,6 +50,10 @@ static int add_options(struct fuse_args *args, const char *list)
 			continue;
 		if (!strcmp(o, "noindex")) {
 			opt_noindex = true;
+			continue;
+		}
+		if (!strcmp(o, "nolineage")) {
+			opt_nolineage = true;
 			continue;
 		}
 		if (!strncmp(o, "fsname=", 7) || !strncmp(o, "subtype=", 8)) {
@@ -125,7 +130,7 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 		log_warn("cannot free inodes left unlinked by an earlier run: %s", strerror(-rc));
 
 	struct mfs_fs *fs;
-	rc = mfs_fs_create(v, args, &fs);
+	rc = mfs_fs_create(v, args, !opt_nolineage, &fs);
 	if (!rc) {
 		rc = mfs_fs_mount(fs, mnt);
 		if (rc) {
@@ -196,7 +201,9 @@ int cmd_mount(int argc, char **argv)
 			       "              to VOLUME/metafs.log, once the mount is ready)\n"
 			       "  -d          FUSE debug output (implies -f)\n"
 			       "  -o OPTIONS  FUSE mount options, e.g. allow_other, ro; and metafs's own:\n"
-			       "              noindex  do not run the search indexer in the daemon\n"
+			       "              noindex    do not run the search indexer in the daemon\n"
+			       "              nolineage  do not record which processes read and wrote\n"
+			       "                         which files (see metafs lineage)\n"
 			       "  Permission bits are always checked by the kernel (default_permissions).\n"
 			       "  Unmount with: fusermount3 -u MOUNTPOINT\n");
 			fuse_opt_free_args(&args);

@@ -51,6 +51,9 @@ static void usage(FILE *f)
 	      "                         check (and repair) an unmounted volume\n"
 	      "  find [PATH...] QUERY [-0] [--json] [-l] [--sort KEY] [--limit N] [--count] [--consistent]\n"
 	      "                         search by name, path, attributes, tags and xattr fields\n"
+	      "  lineage FILE [--up|--down] [--depth N] [--json|--prov-json|--dot|--svg]\n"
+	      "                         which files and processes FILE was made from, or what\n"
+	      "                         was made from it\n"
 	      "  indexer VOLUME|PATH [--once]\n"
 	      "                         apply the changelog to the search index (the daemon does it too)\n"
 	      "  reindex VOLUME|PATH    rebuild the search index from the metadata\n"
@@ -87,6 +90,8 @@ int main(int argc, char **argv)
 		return cmd_fsck(argc - 1, argv + 1);
 	if (!strcmp(cmd, "find"))
 		return cmd_find(argc - 1, argv + 1);
+	if (!strcmp(cmd, "lineage"))
+		return cmd_lineage(argc - 1, argv + 1);
 	if (!strcmp(cmd, "indexer"))
 		return cmd_indexer(argc - 1, argv + 1);
 	if (!strcmp(cmd, "reindex"))

@@ -16,6 +16,7 @@ int cmd_fsck(int argc, char **argv);
 int cmd_find(int argc, char **argv);
 int cmd_indexer(int argc, char **argv);
 int cmd_reindex(int argc, char **argv);
+int cmd_lineage(int argc, char **argv);
 
 /* Resolves a volume argument: a volume itself, or any path inside a
  * mounted metafs (found through /proc/self/mountinfo). */

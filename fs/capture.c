@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Provenance capture.
+ *
+ * A FUSE request carries the caller's thread id. A process is known by
+ * (pid, start time) from /proc/TID/stat, so a reused pid is a new process;
+ * every lookup checks the start time, the executable and the command name
+ * again, so an exec makes a new process too (same pid and start time, a new
+ * program). Processes are read from /proc when they first open a file, while
+ * they are sure to be alive: a short-lived one may be gone by the time its
+ * last close arrives.
+ */
+#include "capture.h"
+#include "common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TID_SLOTS 4096
+#define PROC_SLOTS 4096
+#define DIR_SLOTS 1024
+#define TID_MAX 8192 /* remembered threads before the table is swept */
+#define PARENT_DEPTH 32
+#define ARGV_MAX (64u << 10)
+
+struct tid_ent {
+	uint32_t tid;
+	uint64_t start_ticks; /* the thread's */
+	char comm[17];
+	struct cap_proc *proc; /* referenced */
+	struct tid_ent *next;
+};
+
+struct dir_ent {
+	uint64_t ino;
+	uint64_t gen;
+	bool on;
+	struct dir_ent *next;
+};
+
+/* A process seen reading one pipe and writing another: data in `out` may
+ * come from what was read from `in` (the middle of `cat a | sort | tr`). */
+struct pipe_link {
+	uint64_t out, in;
+};
+#define PIPE_LINKS 4096
+
+struct capture {
+	struct mfs_volume *vol;
+	struct pipe_link links[PIPE_LINKS]; /* open addressing by out; guarded by lock */
+	size_t nlinks;
+	pthread_mutex_t lock;
+	struct tid_ent *tids[TID_SLOTS];
+	size_t ntids;
+	struct cap_proc *procs[PROC_SLOTS]; /* by pid */
+	int64_t boot_ns; /* wall clock at boot, for start times */
+	long ticks;
+	pid_t self;
+
+	pthread_mutex_t dir_lock;
+	struct dir_ent *dirs[DIR_SLOTS];
+	size_t ndirs;
+	_Atomic uint64_t gen;
+};
+
+/* ---------------------------------------------------------------- /proc */
+
+struct stat_line {
+	char comm[17];
+	uint32_t ppid;
+	uint64_t start_ticks;
+};
+
+static int read_file(const char *path, char *buf, size_t size, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	while (n < size) {
+		ssize_t r = read(fd, buf + n, size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	*len = n;
+	return 0;
+}
+
+static int read_stat(uint32_t pid, struct stat_line *out)
+{
+	char path[64], buf[1024];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%u/stat", pid);
+	int rc = read_file(path, buf, sizeof buf - 1, &len);
+	if (rc)
+		return rc;
+	buf[len] = '\0';
+	/* the command name is in parentheses and may hold anything, ")" too */
+	char *open_p = strchr(buf, '('), *close_p = strrchr(buf, ')');
+	if (!open_p || !close_p || close_p < open_p)
+		return -EIO;
+	size_t cl = (size_t)(close_p - open_p - 1);
+	if (cl > 16)
+		cl = 16;
+	memcpy(out->comm, open_p + 1, cl);
+	out->comm[cl] = '\0';
+	/* fields 3.. after the name: state ppid ... starttime is field 22 */
+	char *p = close_p + 2;
+	int field = 3;
+	char *save = NULL;
+	for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
+		if (field == 4)
+			out->ppid = (uint32_t)strtoul(tok, NULL, 10);
+		if (field == 22) {
+			out->start_ticks = strtoull(tok, NULL, 10);
+			return 0;
+		}
+	}
+	return -EIO;
+}
+
+static char *read_link(uint32_t pid, const char *what)
+{
+	char path[64], buf[PATH_MAX];
+	snprintf(path, sizeof path, "/proc/%u/%s", pid, what);
+	ssize_t n = readlink(path, buf, sizeof buf - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+/* The pipe inode on a descriptor of a process, 0 if it is not a pipe. */
+static uint64_t pipe_of(uint32_t pid, int fd)
+{
+	char what[32];
+	snprintf(what, sizeof what, "fd/%d", fd);
+	char *l = read_link(pid, what);
+	uint64_t ino = 0;
+	if (l && !strncmp(l, "pipe:[", 6))
+		ino = strtoull(l + 6, NULL, 10);
+	free(l);
+	return ino;
+}
+
+struct status_line {
+	uint32_t tgid, uid, gid;
+};
+
+static int read_status(uint32_t tid, struct status_line *out)
+{
+	char path[64], buf[4096];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%u/status", tid);
+	int rc = read_file(path, buf, sizeof buf - 1, &len);
+	if (rc)
+		return rc;
+	buf[len] = '\0';
+	char *t = strstr(buf, "\nTgid:"), *u = strstr(buf, "\nUid:"), *g = strstr(buf, "\nGid:");
+	if (!t || !u || !g)
+		return -EIO;
+	out->tgid = (uint32_t)strtoul(t + 6, NULL, 10);
+	/* the effective ids: the ones the process acts with */
+	char *end;
+	strtoul(u + 5, &end, 10);
+	out->uid = (uint32_t)strtoul(end, NULL, 10);
+	strtoul(g + 5, &end, 10);
+	out->gid = (uint32_t)strtoul(end, NULL, 10);
+	return 0;
+}
+
+static char *read_argv(uint32_t pid, size_t *len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%u/cmdline", pid);
+	char *buf = malloc(ARGV_MAX);
+	if (!buf)
+		return NULL;
+	size_t n;
+	if (read_file(path, buf, ARGV_MAX, &n)) {
+		free(buf);
+		return NULL;
+	}
+	/* each argument ends with a NUL; a cut-off last one gets one */
+	if (n == ARGV_MAX)
+		buf[n - 1] = '\0';
+	else if (n > 0 && buf[n - 1] != '\0')
+		buf[n++] = '\0';
+	*len = n;
+	return buf;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+	return s ? s + 1 : path ? path : "";
+}
+
+/* Programs that start other programs for someone else: a use by one of
+ * their children is not a use of theirs, so a job stops below them. */
+static bool is_runner(const char *exe, const char *comm)
+{
+	static const char *const names[] = {
+		"sh", "bash", "dash", "zsh", "ksh", "mksh", "ksh93", "fish", "tcsh", "csh", "busybox",
+		"make", "gmake", "ninja", "xargs", "nohup", "timeout", "time", "sudo", "su", "env",
+		"setsid", "nice", "ionice", "chroot", "unshare", "nsenter", "runuser", "systemd", "init",
+		"sshd", "login", "tmux", "screen", "strace", "ltrace", "parallel", "watch", "flock",
+	};
+	const char *b = base_name(exe);
+	for (size_t i = 0; i < MFS_ARRAY_LEN(names); i++)
+		if (!strcmp(b, names[i]) || !strcmp(comm, names[i]))
+			return true;
+	/* versioned names: bash5.2, python3 is not a runner */
+	return !strncmp(b, "bash", 4) || !strncmp(b, "tmux", 4);
+}
+
+/* ---------------------------------------------------------------- processes */
+
+int capture_create(struct mfs_volume *v, struct capture **out)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->vol = v;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->dir_lock, NULL);
+	c->ticks = sysconf(_SC_CLK_TCK);
+	if (c->ticks <= 0)
+		c->ticks = 100;
+	struct timespec rt, bt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	c->boot_ns = ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL + (rt.tv_nsec - bt.tv_nsec);
+	c->self = getpid();
+	*out = c;
+	return 0;
+}
+
+static void proc_free(struct capture *c, struct cap_proc *p);
+
+/* c->lock held */
+static void proc_unref(struct capture *c, struct cap_proc *p)
+{
+	while (p && --p->refs == 0) {
+		struct cap_proc **pp = &c->procs[p->p.pid % PROC_SLOTS];
+		while (*pp && *pp != p)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = p->next;
+		struct cap_proc *job = p->job;
+		proc_free(c, p);
+		p = job;
+	}
+}
+
+static void proc_free(struct capture *c, struct cap_proc *p)
+{
+	(void)c;
+	prov_proc_free(&p->p);
+	free(p);
+}
+
+void capture_put(struct capture *c, struct cap_proc *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&c->lock);
+	proc_unref(c, p);
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct cap_proc *capture_ref(struct capture *c, struct cap_proc *p)
+{
+	if (p) {
+		pthread_mutex_lock(&c->lock);
+		p->refs++;
+		pthread_mutex_unlock(&c->lock);
+	}
+	return p;
+}
+
+static bool same_argv(const struct cap_proc *p, const char *argv, size_t len)
+{
+	return p->p.argv_len == len && (len == 0 || !memcmp(p->p.argv, argv, len));
+}
+
+/* c->lock held */
+static void link_add(struct capture *c, uint64_t out, uint64_t in)
+{
+	if (!out || !in || out == in)
+		return;
+	if (c->nlinks * 2 >= PIPE_LINKS) {
+		memset(c->links, 0, sizeof c->links);
+		c->nlinks = 0;
+	}
+	size_t i = (size_t)(out * 0x9E3779B97F4A7C15ULL >> 20) & (PIPE_LINKS - 1);
+	while (c->links[i].out && c->links[i].out != out)
+		i = (i + 1) & (PIPE_LINKS - 1);
+	if (!c->links[i].out)
+		c->nlinks++;
+	c->links[i] = (struct pipe_link){ out, in };
+}
+
+/* c->lock held */
+static uint64_t link_in(struct capture *c, uint64_t out)
+{
+	size_t i = (size_t)(out * 0x9E3779B97F4A7C15ULL >> 20) & (PIPE_LINKS - 1);
+	while (c->links[i].out) {
+		if (c->links[i].out == out)
+			return c->links[i].in;
+		i = (i + 1) & (PIPE_LINKS - 1);
+	}
+	return 0;
+}
+
+/* Notes which pipes every running process reads and writes, for a process
+ * found on a pipe: its neighbours in a pipeline may never touch the
+ * volume, and may be gone by the time the last one closes its output. */
+static void scan_pipelines(struct capture *c)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct pipe_link found[512];
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < MFS_ARRAY_LEN(found)) {
+		char *end;
+		unsigned long pid = strtoul(de->d_name, &end, 10);
+		if (*end || !pid || pid == (unsigned long)c->self)
+			continue;
+		uint64_t in = pipe_of((uint32_t)pid, 0);
+		uint64_t out = in ? pipe_of((uint32_t)pid, 1) : 0;
+		if (in && out)
+			found[n++] = (struct pipe_link){ out, in };
+	}
+	closedir(d);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n; i++)
+		link_add(c, found[i].out, found[i].in);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* c->lock held: a known process with this identity and image */
+static struct cap_proc *find_proc(struct capture *c, uint32_t pid, uint64_t start, const char *exe,
+				  const char *argv, size_t argv_len)
+{
+	for (struct cap_proc *p = c->procs[pid % PROC_SLOTS]; p; p = p->next)
+		if (p->p.pid == pid && p->start_ticks == start && p->p.exe && !strcmp(p->p.exe, exe) &&
+		    (!argv || same_argv(p, argv, argv_len)))
+			return p;
+	return NULL;
+}
+
+/* Reads process pid (a thread group leader) from /proc; referenced. */
+static struct cap_proc *proc_read(struct capture *c, uint32_t pid, int depth)
+{
+	struct stat_line st;
+	if (pid == 0 || read_stat(pid, &st))
+		return NULL;
+	char *exe = read_link(pid, "exe");
+	if (!exe)
+		return NULL; /* a kernel thread, or gone */
+	size_t argv_len = 0;
+	char *argv = read_argv(pid, &argv_len);
+	pthread_mutex_lock(&c->lock);
+	struct cap_proc *p = find_proc(c, pid, st.start_ticks, exe, argv ? argv : "", argv ? argv_len : 0);
+	if (p) {
+		p->refs++;
+		pthread_mutex_unlock(&c->lock);
+		free(exe);
+		free(argv);
+		return p;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	struct status_line sl = { 0 };
+	read_status(pid, &sl);
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		free(exe);
+		free(argv);
+		return NULL;
+	}
+	p->refs = 1;
+	p->start_ticks = st.start_ticks;
+	p->p.pid = pid;
+	p->p.ppid = st.ppid;
+	p->p.uid = sl.uid;
+	p->p.gid = sl.gid;
+	p->p.start_ns = c->boot_ns + (int64_t)(st.start_ticks * (1000000000ULL / (uint64_t)c->ticks));
+	p->p.exe = exe;
+	p->p.argv = argv;
+	p->p.argv_len = argv ? argv_len : 0;
+	p->p.cwd = read_link(pid, "cwd");
+	p->pipe_in = pipe_of(pid, 0);
+	p->pipe_out = pipe_of(pid, 1);
+	if (p->pipe_in || p->pipe_out)
+		scan_pipelines(c);
+	struct cap_proc *parent = NULL;
+	if (st.ppid > 1 && depth < PARENT_DEPTH && st.ppid != (uint32_t)c->self)
+		parent = proc_read(c, st.ppid, depth + 1);
+	int rc = c->vol->store->ops->ino_alloc(c->vol->store, &p->p.id);
+	pthread_mutex_lock(&c->lock);
+	/* another thread may have read the same process meanwhile */
+	struct cap_proc *other = rc ? NULL : find_proc(c, pid, st.start_ticks, exe, p->p.argv ? p->p.argv : "",
+						       p->p.argv_len);
+	if (rc || other) {
+		if (other)
+			other->refs++;
+		if (parent)
+			proc_unref(c, parent);
+		pthread_mutex_unlock(&c->lock);
+		proc_free(c, p);
+		return other;
+	}
+	if (parent) {
+		p->p.parent = parent->p.id;
+		p->p.parent_start_ns = parent->p.start_ns;
+		if (!is_runner(parent->p.exe, "")) {
+			p->job = parent->job ? parent->job : parent;
+			p->job->refs++;
+		}
+		proc_unref(c, parent);
+	}
+	p->p.job = p->job ? p->job->p.id : p->p.id;
+	struct cap_proc **slot = &c->procs[pid % PROC_SLOTS];
+	p->next = *slot;
+	*slot = p;
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+/* c->lock held: forgets every thread (their processes stay while used) */
+static void sweep_tids(struct capture *c)
+{
+	for (size_t i = 0; i < TID_SLOTS; i++) {
+		struct tid_ent *e = c->tids[i];
+		while (e) {
+			struct tid_ent *next = e->next;
+			proc_unref(c, e->proc);
+			free(e);
+			e = next;
+		}
+		c->tids[i] = NULL;
+	}
+	c->ntids = 0;
+}
+
+struct cap_proc *capture_proc(struct capture *c, uint32_t tid)
+{
+	struct stat_line st;
+	if (tid == 0 || tid == (uint32_t)c->self || read_stat(tid, &st))
+		return NULL;
+	char *exe = read_link(tid, "exe");
+	if (!exe)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	struct tid_ent **slot = &c->tids[tid % TID_SLOTS], *e;
+	for (e = *slot; e; e = e->next)
+		if (e->tid == tid)
+			break;
+	if (e && e->start_ticks == st.start_ticks && !strcmp(e->comm, st.comm) && e->proc->p.exe &&
+	    !strcmp(e->proc->p.exe, exe)) {
+		struct cap_proc *p = e->proc;
+		p->refs++;
+		pthread_mutex_unlock(&c->lock);
+		free(exe);
+		return p;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(exe);
+
+	/* a new thread, a reused id, or an exec: read the process again */
+	struct status_line sl;
+	if (read_status(tid, &sl))
+		return NULL;
+	if (sl.tgid == (uint32_t)c->self)
+		return NULL;
+	struct cap_proc *p = proc_read(c, sl.tgid, 0);
+	if (!p)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	for (e = *slot; e; e = e->next)
+		if (e->tid == tid)
+			break;
+	if (!e) {
+		if (c->ntids >= TID_MAX) {
+			sweep_tids(c);
+			slot = &c->tids[tid % TID_SLOTS];
+		}
+		e = calloc(1, sizeof *e);
+		if (e) {
+			e->tid = tid;
+			e->next = *slot;
+			*slot = e;
+			c->ntids++;
+		}
+	} else {
+		proc_unref(c, e->proc);
+	}
+	if (e) {
+		e->start_ticks = st.start_ticks;
+		memcpy(e->comm, st.comm, sizeof e->comm);
+		e->proc = p;
+		p->refs++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+void capture_destroy(struct capture *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	sweep_tids(c);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < DIR_SLOTS; i++) {
+		struct dir_ent *d = c->dirs[i];
+		while (d) {
+			struct dir_ent *next = d->next;
+			free(d);
+			d = next;
+		}
+	}
+	/* processes still referenced by open handles are freed with them */
+	pthread_mutex_destroy(&c->dir_lock);
+	free(c);
+}
+
+/* ---------------------------------------------------------------- records */
+
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino)
+{
+	struct cap_proc *job = p->job ? p->job : p;
+	bool record[2] = { !p->recorded, job != p && !job->recorded };
+	int rc = ns_prov_used(c->vol, &p->p, &job->p, record, ino, NULL);
+	if (rc == 0) {
+		p->recorded = true;
+		job->recorded = true;
+	}
+	return rc;
+}
+
+size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_t n,
+		       const struct cap_proc *opener, struct cap_proc **out, size_t max)
+{
+	size_t nf = 0, nr = n + (opener != NULL);
+	pthread_mutex_lock(&c->lock);
+	/* breadth first up the pipeline: writers, what feeds them, ... */
+	for (size_t at = 0; at < nr + nf && nf < max; at++) {
+		const struct cap_proc *w = at < n ? writers[at] : at < nr ? opener : out[at - nr];
+		/* the pipe it reads, and the pipes upstream of it through
+		 * processes that were never captured */
+		uint64_t pipes[8];
+		size_t np = 0;
+		for (uint64_t pi = w->pipe_in; pi && np < MFS_ARRAY_LEN(pipes); pi = link_in(c, pi)) {
+			bool loop = false;
+			for (size_t k = 0; k < np; k++)
+				loop |= pipes[k] == pi;
+			if (loop)
+				break;
+			pipes[np++] = pi;
+		}
+		for (size_t i = 0; i < PROC_SLOTS && nf < max && np; i++) {
+			for (struct cap_proc *p = c->procs[i]; p && nf < max; p = p->next) {
+				bool fed = false;
+				for (size_t k = 0; k < np && !fed; k++)
+					fed = p->pipe_out == pipes[k];
+				if (!fed || p == w || p == opener)
+					continue;
+				bool dup = false;
+				for (size_t k = 0; k < n && !dup; k++)
+					dup = writers[k] == p;
+				for (size_t k = 0; k < nf && !dup; k++)
+					dup = out[k] == p;
+				if (!dup) {
+					p->refs++;
+					out[nf++] = p;
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return nf;
+}
+
+void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders, size_t nf,
+		 const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+		 struct prov_gen *g)
+{
+	for (size_t i = 0; i < n; i++) {
+		procs[i] = &writers[i]->p;
+		record[i] = !writers[i]->recorded;
+	}
+	for (size_t i = 0; i < nf; i++)
+		fprocs[i] = &feeders[i]->p;
+	g->procs = procs;
+	g->record = record;
+	g->n = n;
+	g->feeders = fprocs;
+	g->nfeeders = nf;
+}
+
+void capture_gen_done(struct cap_proc *const *writers, size_t n, const bool *record, int rc)
+{
+	(void)record;
+	if (rc)
+		return;
+	for (size_t i = 0; i < n; i++)
+		writers[i]->recorded = true;
+}
+
+/* ---------------------------------------------------------------- control */
+
+bool capture_noise_name(const char *name, bool is_dir)
+{
+	static const char *const dirs[] = { ".git", ".hg", ".svn", ".bzr", "__pycache__", ".cache",
+					    ".Trash", ".Trash-0" };
+	static const char *const files[] = { "*.pyc", ".*.swp", ".*.swx", ".*.swo", ".#*" };
+	if (is_dir) {
+		for (size_t i = 0; i < MFS_ARRAY_LEN(dirs); i++)
+			if (!strcmp(name, dirs[i]))
+				return true;
+		return !strncmp(name, ".Trash-", 7);
+	}
+	for (size_t i = 0; i < MFS_ARRAY_LEN(files); i++)
+		if (fnmatch(files[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+void capture_invalidate(struct capture *c)
+{
+	c->gen++;
+}
+
+/* dir_lock held */
+static struct dir_ent *dir_find(struct capture *c, uint64_t ino)
+{
+	for (struct dir_ent *d = c->dirs[ino % DIR_SLOTS]; d; d = d->next)
+		if (d->ino == ino)
+			return d;
+	return NULL;
+}
+
+static void dir_remember(struct capture *c, uint64_t ino, bool on, uint64_t gen)
+{
+	pthread_mutex_lock(&c->dir_lock);
+	if (c->ndirs > 64 * DIR_SLOTS) {
+		for (size_t i = 0; i < DIR_SLOTS; i++) {
+			while (c->dirs[i]) {
+				struct dir_ent *n = c->dirs[i]->next;
+				free(c->dirs[i]);
+				c->dirs[i] = n;
+			}
+		}
+		c->ndirs = 0;
+	}
+	struct dir_ent *d = dir_find(c, ino);
+	if (!d && (d = calloc(1, sizeof *d))) {
+		d->ino = ino;
+		d->next = c->dirs[ino % DIR_SLOTS];
+		c->dirs[ino % DIR_SLOTS] = d;
+		c->ndirs++;
+	}
+	if (d) {
+		d->on = on;
+		d->gen = gen;
+	}
+	pthread_mutex_unlock(&c->dir_lock);
+}
+
+bool capture_dir_on(struct capture *c, uint64_t dir)
+{
+	uint64_t gen = c->gen;
+	uint64_t seen[64];
+	size_t nseen = 0;
+	bool on = true;
+	uint64_t cur = dir;
+	for (int depth = 0; depth < 4096; depth++) {
+		pthread_mutex_lock(&c->dir_lock);
+		struct dir_ent *d = dir_find(c, cur);
+		bool known = d && d->gen == gen;
+		bool known_on = known && d->on;
+		pthread_mutex_unlock(&c->dir_lock);
+		if (known) {
+			on = known_on;
+			break;
+		}
+		if (nseen < MFS_ARRAY_LEN(seen))
+			seen[nseen++] = cur;
+		char val[8];
+		int n = ns_getxattr(c->vol, cur, CAPTURE_XATTR, val, sizeof val - 1);
+		if (n >= 0) {
+			val[n] = '\0';
+			if (!strcmp(val, "off")) {
+				on = false;
+				break;
+			}
+			if (!strcmp(val, "on"))
+				break;
+		}
+		struct inode_rec in;
+		if (cur == MFS_ROOT_INO || ns_getattr(c->vol, cur, &in) || in.parent == 0 || in.parent == cur)
+			break;
+		cur = in.parent;
+	}
+	for (size_t i = 0; i < nseen; i++)
+		dir_remember(c, seen[i], on, gen);
+	return on;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Provenance capture: who is calling, read from /proc, and whether lineage
+ * is recorded for a directory's files. Private to fs/.
+ */
+#ifndef METAFS_FS_CAPTURE_H
+#define METAFS_FS_CAPTURE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "metadata.h"
+
+/* the xattr that switches capture off ("off") or back on ("on") for a
+ * directory and everything below it; the nearest one up the tree decides */
+#define CAPTURE_XATTR "user.metafs.lineage"
+
+struct capture;
+
+/* A process (one program image: an exec makes a new one), shared by the
+ * handles and threads that refer to it. */
+struct cap_proc {
+	struct prov_proc p;
+	struct cap_proc *job; /* referenced; NULL when it leads its own job */
+	_Atomic bool recorded; /* its record is in the store */
+	/* the pipes on its standard input and output when it was first seen
+	 * (their inode numbers, 0 if not pipes): data read from a pipe came
+	 * from whatever the writing end had read */
+	uint64_t pipe_in, pipe_out;
+	/* private to capture.c */
+	uint32_t refs;
+	uint64_t start_ticks;
+	struct cap_proc *next;
+};
+
+int capture_create(struct mfs_volume *v, struct capture **out);
+void capture_destroy(struct capture *c);
+
+/* The process behind a request's thread id, referenced; NULL when there
+ * is none to charge (pid 0, a kernel thread, a process already gone, the
+ * daemon itself). */
+struct cap_proc *capture_proc(struct capture *c, uint32_t tid);
+struct cap_proc *capture_ref(struct capture *c, struct cap_proc *p);
+void capture_put(struct capture *c, struct cap_proc *p);
+
+/* Whether files in directory dir are captured (CAPTURE_XATTR up the tree). */
+bool capture_dir_on(struct capture *c, uint64_t dir);
+/* Forget what capture_dir_on learnt (the xattr changed, a directory moved). */
+void capture_invalidate(struct capture *c);
+
+/* Records that p used the current version of ino. */
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino);
+
+/* Whether a name is noise that is never recorded: version-control and
+ * cache directories (.git, __pycache__ ...) and editor swap files. */
+bool capture_noise_name(const char *name, bool is_dir);
+
+/* The processes upstream of the writers (and of the handle's opener,
+ * the first n entries being the writers) through pipes, referenced, for
+ * their uses to count too: `cat a b | sort > c` makes c from a and b.
+ * The opener matters when the writer closed its standard input before
+ * writing, as tr does: the shell opened the output with the same pipes. */
+#define CAPTURE_FEEDERS 16
+size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_t n,
+		       const struct cap_proc *opener, struct cap_proc **out, size_t max);
+
+/* Fills g for writers (procs and their record flags point into the
+ * caller's arrays of n), and marks them recorded once the caller's
+ * transaction committed (capture_gen_done). */
+void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders, size_t nf,
+		 const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+		 struct prov_gen *g);
+void capture_gen_done(struct cap_proc *const *writers, size_t n, const bool *record, int rc);
+
+#endif
