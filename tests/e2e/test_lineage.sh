@@ -97,8 +97,9 @@ if command -v cc >/dev/null; then
 /x.c@1 written by bash
 /x.o@1 <- /x.c@1 by cc1
 /x.o@1 written by as" "$MNT/prog"
-    "$METAFS" lineage "$MNT/prog" | grep -q "in: cc x.o -o prog" ||
-        fail "the tree does not show the cc command the linker ran under"
+    tree=$("$METAFS" lineage "$MNT/prog")
+    grep -q "in: cc x.o -o prog" <<<"$tree" ||
+        fail "the tree does not show the cc command the linker ran under: $tree"
 else
     note "no C compiler: the compile case is not run"
 fi
@@ -131,8 +132,9 @@ expect_graph "/a.txt@1 written by bash
 
 # rename: lineage follows the file
 mv a.txt renamed.txt
-graph "$MNT/d.txt" | grep -qx "/c.txt@1 <- /renamed.txt@1 by cat" ||
-    fail "after a rename the source is not shown under its new name: $(graph "$MNT/d.txt")"
+got=$(graph "$MNT/d.txt")
+grep -qx "/c.txt@1 <- /renamed.txt@1 by cat" <<<"$got" ||
+    fail "after a rename the source is not shown under its new name: $got"
 
 # delete: the past versions' lineage stays queryable
 rm c.txt
@@ -162,12 +164,14 @@ grep -q '^digraph lineage {' "$E2E_TMP/g.dot" || fail "--dot gave no digraph"
 [ "$(grep -c -- '-> p[0-9]* \[label="wasGeneratedBy"\]' "$E2E_TMP/g.dot")" = 4 ] ||
     fail "--dot: expected 4 wasGeneratedBy edges: $(cat "$E2E_TMP/g.dot")"
 if command -v dot >/dev/null; then
-    "$METAFS" lineage "$MNT/d.txt" --svg | grep -q '<svg' || fail "--svg gave no SVG"
+    svg=$("$METAFS" lineage "$MNT/d.txt" --svg)
+    grep -q '<svg' <<<"$svg" || fail "--svg gave no SVG"
 else
     must_fail "$METAFS" lineage "$MNT/d.txt" --svg
     last_err_matches "graphviz"
 fi
-"$METAFS" lineage "$MNT/d.txt" | head -1 | grep -q '^/d.txt  v1' || fail "the tree does not start with the file"
+tree=$("$METAFS" lineage "$MNT/d.txt")
+[[ "$tree" == "/d.txt  v1  "* ]] || fail "the tree does not start with the file: $tree"
 
 # bad input gets a clear message
 must_fail "$METAFS" lineage "$MNT/nothere"
@@ -245,8 +249,9 @@ mkdir quiet/moved
 mv quiet/moved loud/
 printf 'y\n' >loud/moved/f
 cat loud/moved/f >loud/moved/g
-graph "$MNT/loud/moved/g" | grep -qx "/loud/moved/g@1 <- /loud/moved/f@1 by cat" ||
-    fail "capture did not resume in a directory moved out of the quiet subtree"
+got=$(graph "$MNT/loud/moved/g")
+grep -qx "/loud/moved/g@1 <- /loud/moved/f@1 by cat" <<<"$got" ||
+    fail "capture did not resume in a directory moved out of the quiet subtree: $got"
 
 # noise: version-control internals are not recorded
 mkdir -p .git/objects
