@@ -99,15 +99,24 @@ static int read_file(const char *path, char *buf, size_t size, size_t *len)
 	return 0;
 }
 
+/* /proc/PID/WHAT into buf, NUL-terminated (at most size - 1 bytes read). */
+static int read_proc(uint32_t pid, const char *what, char *buf, size_t size, size_t *len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%u/%s", pid, what);
+	int rc = read_file(path, buf, size - 1, len);
+	if (!rc)
+		buf[*len] = '\0';
+	return rc;
+}
+
 static int read_stat(uint32_t pid, struct stat_line *out)
 {
-	char path[64], buf[1024];
+	char buf[1024];
 	size_t len;
-	snprintf(path, sizeof path, "/proc/%u/stat", pid);
-	int rc = read_file(path, buf, sizeof buf - 1, &len);
+	int rc = read_proc(pid, "stat", buf, sizeof buf, &len);
 	if (rc)
 		return rc;
-	buf[len] = '\0';
 	/* the command name is in parentheses and may hold anything, ")" too */
 	char *open_p = strchr(buf, '('), *close_p = strrchr(buf, ')');
 	if (!open_p || !close_p || close_p < open_p)
@@ -162,13 +171,11 @@ struct status_line {
 
 static int read_status(uint32_t tid, struct status_line *out)
 {
-	char path[64], buf[4096];
+	char buf[4096];
 	size_t len;
-	snprintf(path, sizeof path, "/proc/%u/status", tid);
-	int rc = read_file(path, buf, sizeof buf - 1, &len);
+	int rc = read_proc(tid, "status", buf, sizeof buf, &len);
 	if (rc)
 		return rc;
-	buf[len] = '\0';
 	char *t = strstr(buf, "\nTgid:"), *u = strstr(buf, "\nUid:"), *g = strstr(buf, "\nGid:");
 	if (!t || !u || !g)
 		return -EIO;
@@ -184,21 +191,18 @@ static int read_status(uint32_t tid, struct status_line *out)
 
 static char *read_argv(uint32_t pid, size_t *len)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%u/cmdline", pid);
-	char *buf = malloc(ARGV_MAX);
+	char *buf = malloc(ARGV_MAX + 1);
 	if (!buf)
 		return NULL;
 	size_t n;
-	if (read_file(path, buf, ARGV_MAX, &n)) {
+	if (read_proc(pid, "cmdline", buf, ARGV_MAX + 1, &n)) {
 		free(buf);
 		return NULL;
 	}
-	/* each argument ends with a NUL; a cut-off last one gets one */
-	if (n == ARGV_MAX)
-		buf[n - 1] = '\0';
-	else if (n > 0 && buf[n - 1] != '\0')
-		buf[n++] = '\0';
+	/* each argument ends with a NUL; a cut-off last one gets the one
+	 * read_proc put after it */
+	if (n > 0 && buf[n - 1] != '\0')
+		n++;
 	*len = n;
 	return buf;
 }
@@ -616,9 +620,8 @@ void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *con
 	g->nfeeders = nf;
 }
 
-void capture_gen_done(struct cap_proc *const *writers, size_t n, const bool *record, int rc)
+void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc)
 {
-	(void)record;
 	if (rc)
 		return;
 	for (size_t i = 0; i < n; i++)

@@ -70,6 +70,6 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders, size_t nf,
 		 const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
 		 struct prov_gen *g);
-void capture_gen_done(struct cap_proc *const *writers, size_t n, const bool *record, int rc);
+void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc);
 
 #endif

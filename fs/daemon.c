@@ -150,26 +150,32 @@ static void reply_entry(fuse_req_t req, const struct inode_rec *in, uint64_t par
 		release_node(fs, n, 0, 0);
 }
 
-/* Commits a node's pending writes; the caller holds n->lock. */
-static int flush_locked(struct mfs_fs *fs, struct node *n)
+/* Commits a node's pending writes and, with g, the version a close after
+ * writing makes, in one transaction; the caller holds n->lock. */
+static int commit_locked(struct mfs_fs *fs, struct node *n, const struct prov_gen *g)
 {
 	struct wbuf *b = &n->buf;
-	if (!b->n)
+	if (!b->n && !g)
 		return 0;
-	struct ns_extent *ext = malloc(b->n * sizeof *ext);
-	if (!ext)
+	struct ns_extent *ext = NULL;
+	if (b->n && !(ext = malloc(b->n * sizeof *ext)))
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++)
 		ext[i] = (struct ns_extent){ b->v[i].off, b->v[i].len, b->v[i].data };
-	int rc = ns_write(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, NULL);
+	int rc = ns_write_version(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, g, NULL);
 	free(ext);
 	if (rc < 0)
-		log_error("inode %llu: cannot commit %zu buffered bytes: %s",
-			  (unsigned long long)n->ino, b->bytes, strerror(-rc));
+		log_error("inode %llu: cannot commit %zu buffered bytes%s: %s", (unsigned long long)n->ino,
+			  b->bytes, g ? " and a new version" : "", strerror(-rc));
 	/* on failure the bytes are dropped after the error is reported to the
 	 * caller of close/fsync, as a local filesystem reports EIO once */
 	wbuf_clear(b);
 	return rc;
+}
+
+static int flush_locked(struct mfs_fs *fs, struct node *n)
+{
+	return commit_locked(fs, n, NULL);
 }
 
 static int flush_ino(struct mfs_fs *fs, uint64_t ino)
@@ -270,22 +276,10 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 	size_t nf = capture_feeders(fs->cap, h->writers, h->nwriters, h->opener, feeders, CAPTURE_FEEDERS);
 	struct prov_gen g;
 	capture_gen(h->writers, h->nwriters, feeders, nf, procs, fprocs, record, &g);
-	struct wbuf *b = &n->buf;
-	struct ns_extent *ext = NULL;
-	if (b->n && !(ext = malloc(b->n * sizeof *ext)))
-		return -ENOMEM;
-	for (size_t i = 0; i < b->n; i++)
-		ext[i] = (struct ns_extent){ b->v[i].off, b->v[i].len, b->v[i].data };
-	struct mfs_ctx c = b->n ? b->ctx : (struct mfs_ctx){ 0 };
-	int rc = ns_write_version(fs->vol, &c, n->ino, ext, b->n, &b->mtime, &g, NULL);
-	free(ext);
-	capture_gen_done(h->writers, h->nwriters, record, rc);
+	int rc = commit_locked(fs, n, &g);
+	capture_gen_done(h->writers, h->nwriters, rc);
 	for (size_t i = 0; i < nf; i++)
 		capture_put(fs->cap, feeders[i]);
-	if (rc)
-		log_error("inode %llu: cannot commit %zu buffered bytes and a new version: %s",
-			  (unsigned long long)n->ino, b->bytes, strerror(-rc));
-	wbuf_clear(b);
 	for (size_t i = 0; i < h->nwriters; i++)
 		capture_put(fs->cap, h->writers[i]);
 	h->nwriters = 0;

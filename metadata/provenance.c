@@ -452,6 +452,27 @@ static int new_version(struct store_txn *t, const struct inode_rec *in, struct p
 	return 0;
 }
 
+/* The changelog record of a use or a generation of file in's version. */
+static int append_file_rec(struct store_txn *t, uint32_t op, int64_t time_ns, const struct inode_rec *in,
+			   const struct prov_proc *p, uint64_t version)
+{
+	struct cl_rec cl = {
+		.time_ns = time_ns,
+		.op = op,
+		.ino = in->ino,
+		.version = in->version,
+		.mode = in->mode,
+		.nlink = in->nlink,
+		.size = in->size,
+		.uid = p->uid,
+		.gid = p->gid,
+		.pid = p->pid,
+		.proc = p->id,
+		.fversion = version,
+	};
+	return OPS(t)->changelog_append(t, &cl);
+}
+
 struct derive_arg {
 	struct store_txn *t;
 	uint64_t ino, version, proc;
@@ -491,21 +512,7 @@ int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const str
 		struct derive_arg a = { t, in->ino, pv.version, p->id };
 		if ((rc = prov_used_by(t, p->job ? p->job : p->id, derive_cb, &a)))
 			return rc;
-		struct cl_rec cl = {
-			.time_ns = pv.time_ns,
-			.op = CL_GENERATED,
-			.ino = in->ino,
-			.version = in->version,
-			.mode = in->mode,
-			.nlink = in->nlink,
-			.size = in->size,
-			.uid = p->uid,
-			.gid = p->gid,
-			.pid = p->pid,
-			.proc = p->id,
-			.fversion = pv.version,
-		};
-		if ((rc = OPS(t)->changelog_append(t, &cl)))
+		if ((rc = append_file_rec(t, CL_GENERATED, pv.time_ns, in, p, pv.version)))
 			return rc;
 	}
 	for (size_t i = 0; i < g->nfeeders; i++) {
@@ -575,21 +582,7 @@ static int do_used(struct store_txn *t, void *arg)
 		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', u, 3), v, sizeof v)))
 			return rc;
 	}
-	struct cl_rec cl = {
-		.time_ns = now,
-		.op = CL_USED,
-		.ino = a->ino,
-		.version = in.version,
-		.mode = in.mode,
-		.nlink = in.nlink,
-		.size = in.size,
-		.uid = a->p->uid,
-		.gid = a->p->gid,
-		.pid = a->p->pid,
-		.proc = a->p->id,
-		.fversion = pv.version,
-	};
-	return OPS(t)->changelog_append(t, &cl);
+	return append_file_rec(t, CL_USED, now, &in, a->p, pv.version);
 }
 
 int ns_prov_used(struct mfs_volume *v, const struct prov_proc *p, const struct prov_proc *job,

@@ -34,6 +34,19 @@ static void set_bytes(json_t *o, const char *key, const void *data, size_t len)
 	free(b64);
 }
 
+json_t *argv_json(const char *argv, size_t len)
+{
+	json_t *a = json_array();
+	const char *p = argv, *end = argv ? argv + len : NULL;
+	while (a && p && p < end) {
+		size_t n = strnlen(p, (size_t)(end - p));
+		json_t *w = json_stringn(p, n);
+		json_array_append_new(a, w ? w : json_string("?"));
+		p += n + 1;
+	}
+	return a;
+}
+
 static json_t *rec_json(const struct cl_rec *r)
 {
 	char ts[64];
@@ -100,21 +113,11 @@ static json_t *rec_json(const struct cl_rec *r)
 	case CL_REMOVEXATTR:
 		set_bytes(o, "xattr", r->xname, r->xname_len);
 		break;
-	case CL_PROCESS: {
+	case CL_PROCESS:
 		json_object_set_new(o, "proc", json_integer((json_int_t)r->proc));
 		set_bytes(o, "exe", r->name, r->name_len);
-		json_t *a = json_array();
-		const char *p = r->value, *end = p + r->value_len;
-		while (p < end) {
-			const char *z = memchr(p, '\0', (size_t)(end - p));
-			size_t n = z ? (size_t)(z - p) : (size_t)(end - p);
-			json_t *w = json_stringn(p, n);
-			json_array_append_new(a, w ? w : json_string("?"));
-			p += n + 1;
-		}
-		json_object_set_new(o, "argv", a);
+		json_object_set_new(o, "argv", argv_json(r->value, r->value_len));
 		break;
-	}
 	case CL_USED: case CL_GENERATED:
 		json_object_set_new(o, "proc", json_integer((json_int_t)r->proc));
 		json_object_set_new(o, "file_version", json_integer((json_int_t)r->fversion));

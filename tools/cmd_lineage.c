@@ -383,19 +383,6 @@ static void tree_ent(struct tree *tr, size_t i, int depth)
 
 /* ---------------------------------------------------------------- JSON */
 
-static json_t *argv_json(const struct prov_proc *p)
-{
-	json_t *a = json_array();
-	const char *s = p->argv, *end = p->argv ? p->argv + p->argv_len : NULL;
-	while (s && s < end) {
-		size_t n = strnlen(s, (size_t)(end - s));
-		json_t *w = json_stringn(s, n);
-		json_array_append_new(a, w ? w : json_string("?"));
-		s += n + 1;
-	}
-	return a;
-}
-
 static void hex(const unsigned char *d, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -442,7 +429,7 @@ static json_t *graph_json(const struct graph *g, size_t root)
 			json_object_set_new(o, "pid", json_integer(a->p.pid));
 			json_object_set_new(o, "start", json_string(t));
 			json_object_set_new(o, "exe", jstr(a->p.exe));
-			json_object_set_new(o, "argv", argv_json(&a->p));
+			json_object_set_new(o, "argv", argv_json(a->p.argv, a->p.argv_len));
 			json_object_set_new(o, "cwd", jstr(a->p.cwd ? a->p.cwd : ""));
 			json_object_set_new(o, "uid", json_integer(a->p.uid));
 			json_object_set_new(o, "gid", json_integer(a->p.gid));

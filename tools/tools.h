@@ -3,6 +3,7 @@
 #ifndef METAFS_TOOLS_H
 #define METAFS_TOOLS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,10 @@ int mount_owner(const char *mnt, uid_t *uid);
 
 /* "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev" */
 const char *type_name(uint32_t mode);
+
+/* A process's arguments, each ended by a NUL, as a JSON array of strings
+ * ("?" for one that is not UTF-8). */
+json_t *argv_json(const char *argv, size_t len);
 
 /* Prints "metafs: <message>" on stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

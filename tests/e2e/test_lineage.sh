@@ -224,8 +224,13 @@ if [ -w /proc/sys/kernel/ns_last_pid ]; then
     expect_graph "/out2@1 <- /src2@1 by cat
 /out2@1 written by cat
 /src2@1 written by bash" "$MNT/out2"
-    p1=$("$METAFS" lineage "$MNT/out1" --json | /usr/bin/python3 -c 'import json,sys; g=json.load(sys.stdin); print([p for p in g["processes"] if p["id"] in g["files"][0]["generated_by"]][0]["id"])')
-    p2=$("$METAFS" lineage "$MNT/out2" --json | /usr/bin/python3 -c 'import json,sys; g=json.load(sys.stdin); print([p for p in g["processes"] if p["id"] in g["files"][0]["generated_by"]][0]["id"])')
+    # the process id (in the volume) that wrote a file's version
+    writer_id() {
+        "$METAFS" lineage "$1" --json |
+            /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["files"][0]["generated_by"][0])'
+    }
+    p1=$(writer_id "$MNT/out1")
+    p2=$(writer_id "$MNT/out2")
     [ "$p1" != "$p2" ] || fail "two processes with one pid were taken as one"
 else
     note "ns_last_pid is not writable: pid reuse is not tested"
