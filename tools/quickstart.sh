@@ -39,6 +39,10 @@ Search is running (the daemon indexes every change). Try it:
   metafs changelog $MOUNTPOINT --json                         # every change, in order
   metafs find --help                                          # the query language
 
-Lineage (metafs lineage) is not part of this version yet.
+Lineage is recorded as programs read and write:
+  sort notes.txt > sorted.txt
+  metafs lineage $MOUNTPOINT/sorted.txt                        # made from notes.txt by sort
+  metafs find $MOUNTPOINT 'generated-by:sort' --consistent
+
 Unmount with: fusermount3 -u $MOUNTPOINT
 EOT
