@@ -382,18 +382,16 @@ int prov_used_by(struct store_txn *t, uint64_t proc, prov_edge_cb cb, void *arg)
 
 /* ---------------------------------------------------------------- in a transaction */
 
-struct first_name {
-	uint64_t parent;
-	char *name;
-	size_t len;
-};
-
+/* The first name of a version's file, copied into it: the store's bytes
+ * are valid only during the callback. */
 static int first_name_cb(void *arg, uint64_t parent, const char *name, size_t len)
 {
-	struct first_name *f = arg;
-	f->parent = parent;
-	f->name = (char *)name;
-	f->len = len < MFS_NAME_MAX ? len : MFS_NAME_MAX;
+	struct prov_version *pv = arg;
+	if (len > MFS_NAME_MAX)
+		len = MFS_NAME_MAX;
+	pv->parent = parent;
+	memcpy(pv->name, name, len);
+	pv->name[len] = '\0';
 	return 1;
 }
 
@@ -420,18 +418,10 @@ static int new_version(struct store_txn *t, const struct inode_rec *in, struct p
 	pv->size = in->size;
 	pv->mtime = in->mtime;
 	pv->time_ns = mfs_now_ns();
-	/* the name it has now; a copy, since the store's view is not kept */
-	struct first_name f = { 0 };
-	char namebuf[MFS_NAME_MAX + 1] = "";
-	rc = OPS(t)->names_of(t, in->ino, first_name_cb, &f);
+	/* the name it has now */
+	rc = OPS(t)->names_of(t, in->ino, first_name_cb, pv);
 	if (rc < 0)
 		return rc;
-	if (f.name) {
-		memcpy(namebuf, f.name, f.len);
-		namebuf[f.len] = '\0';
-	}
-	pv->parent = f.parent;
-	memcpy(pv->name, namebuf, sizeof namebuf);
 	if (!(in->flags & INODE_F_CHUNKED)) {
 		void *data = NULL;
 		size_t dlen = 0;
