@@ -35,11 +35,17 @@ static void sha_init(void)
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+const EVP_MD *bs_sha256(void)
+{
+	pthread_once(&sha_once, sha_init);
+	return sha256;
+}
+
 static bool sha256_ok(const void *data, size_t len, const unsigned char want[32])
 {
 	unsigned char md[32];
-	pthread_once(&sha_once, sha_init);
-	return sha256 && EVP_Digest(data, len, md, NULL, sha256, NULL) && memcmp(md, want, 32) == 0;
+	const EVP_MD *sha = bs_sha256();
+	return sha && EVP_Digest(data, len, md, NULL, sha, NULL) && memcmp(md, want, 32) == 0;
 }
 
 static size_t blocks_of(size_t len)

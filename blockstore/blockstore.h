@@ -13,7 +13,13 @@
 #ifndef METAFS_BLOCKSTORE_H
 #define METAFS_BLOCKSTORE_H
 
+#include <openssl/types.h>
+
 #include "metadata.h"
+
+/* SHA-256, fetched once: an implicit fetch on every digest costs more than
+ * the digest of a small file. NULL when no provider has it. */
+const EVP_MD *bs_sha256(void);
 
 struct bs_config {
 	uint32_t inline_threshold;

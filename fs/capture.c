@@ -18,22 +18,33 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* Linux 6.9: a pidfd for one thread */
+#endif
 
 #define TID_SLOTS 4096
 #define PROC_SLOTS 4096
 #define DIR_SLOTS 1024
-#define TID_MAX 8192 /* remembered threads before the table is swept */
+#define TID_MAX 2048 /* remembered threads (each holding a pidfd) before the table is swept */
+#define USED_MAX (1u << 16) /* versions a process remembers having used */
 #define PARENT_DEPTH 32
 #define ARGV_MAX (64u << 10)
 
 struct tid_ent {
 	uint32_t tid;
+	/* a pidfd for the thread, -1 where the kernel has none: while it
+	 * polls quiet the thread is alive, so its id was not reused */
+	int pidfd;
 	uint64_t start_ticks; /* the thread's */
 	char comm[17];
 	struct cap_proc *proc; /* referenced */
@@ -53,11 +64,20 @@ struct pipe_link {
 	uint64_t out, in;
 };
 #define PIPE_LINKS 4096
+#define PIPE_SCANNED 256
+#define RESCAN_NS 1000000000LL /* a pipe's pipeline is looked at once a second at most */
 
 struct capture {
 	struct mfs_volume *vol;
 	struct pipe_link links[PIPE_LINKS]; /* open addressing by out; guarded by lock */
 	size_t nlinks;
+	/* when /proc was last scanned for a process on each pipe (direct
+	 * mapped): the children of `make` share its standard input, and one
+	 * scan serves them all; guarded by lock */
+	struct {
+		uint64_t pipe;
+		int64_t when;
+	} scanned[PIPE_SCANNED];
 	pthread_mutex_t lock;
 	struct tid_ent *tids[TID_SLOTS];
 	size_t ntids;
@@ -65,6 +85,7 @@ struct capture {
 	int64_t boot_ns; /* wall clock at boot, for start times */
 	long ticks;
 	pid_t self;
+	size_t npidfds, pidfd_max; /* pidfds held, and how many may be */
 
 	pthread_mutex_t dir_lock;
 	struct dir_ent *dirs[DIR_SLOTS];
@@ -141,15 +162,21 @@ static int read_stat(uint32_t pid, struct stat_line *out)
 	return -EIO;
 }
 
+static bool read_link_buf(uint32_t pid, const char *what, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%u/%s", pid, what);
+	ssize_t n = readlink(path, buf, size - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 static char *read_link(uint32_t pid, const char *what)
 {
-	char path[64], buf[PATH_MAX];
-	snprintf(path, sizeof path, "/proc/%u/%s", pid, what);
-	ssize_t n = readlink(path, buf, sizeof buf - 1);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
-	return strdup(buf);
+	char buf[PATH_MAX];
+	return read_link_buf(pid, what, buf, sizeof buf) ? strdup(buf) : NULL;
 }
 
 /* The pipe inode on a descriptor of a process, 0 if it is not a pipe. */
@@ -249,6 +276,19 @@ int capture_create(struct mfs_volume *v, struct capture **out)
 	clock_gettime(CLOCK_BOOTTIME, &bt);
 	c->boot_ns = ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL + (rt.tv_nsec - bt.tv_nsec);
 	c->self = getpid();
+	/* pidfds take descriptors: a quarter of what the process may open,
+	 * after raising its soft limit to the hard one */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		c->pidfd_max = rl.rlim_cur == RLIM_INFINITY ? TID_MAX : (size_t)(rl.rlim_cur / 4);
+		if (c->pidfd_max > TID_MAX)
+			c->pidfd_max = TID_MAX;
+	}
 	*out = c;
 	return 0;
 }
@@ -274,6 +314,8 @@ static void proc_free(struct capture *c, struct cap_proc *p)
 {
 	(void)c;
 	prov_proc_free(&p->p);
+	free(p->used.v);
+	free(p->uses);
 	free(p);
 }
 
@@ -358,6 +400,35 @@ static void scan_pipelines(struct capture *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether the pipelines of a process on pipes in and out are to be looked
+ * at: not when both were, less than RESCAN_NS ago. Notes them looked at. */
+static bool pipes_need_scan(struct capture *c, uint64_t in, uint64_t out)
+{
+	int64_t now = mono_ns();
+	bool need = false;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < 2; i++) {
+		uint64_t pipe = i ? out : in;
+		if (!pipe)
+			continue;
+		size_t slot = (size_t)(pipe * 0x9E3779B97F4A7C15ULL >> 32) % PIPE_SCANNED;
+		if (c->scanned[slot].pipe != pipe || now - c->scanned[slot].when >= RESCAN_NS) {
+			need = true;
+			c->scanned[slot].pipe = pipe;
+			c->scanned[slot].when = now;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return need;
+}
+
 /* c->lock held: a known process with this identity and image */
 static struct cap_proc *find_proc(struct capture *c, uint32_t pid, uint64_t start, const char *exe,
 				  const char *argv, size_t argv_len)
@@ -412,7 +483,7 @@ static struct cap_proc *proc_read(struct capture *c, uint32_t pid, int depth)
 	p->p.cwd = read_link(pid, "cwd");
 	p->pipe_in = pipe_of(pid, 0);
 	p->pipe_out = pipe_of(pid, 1);
-	if (p->pipe_in || p->pipe_out)
+	if ((p->pipe_in || p->pipe_out) && pipes_need_scan(c, p->pipe_in, p->pipe_out))
 		scan_pipelines(c);
 	struct cap_proc *parent = NULL;
 	if (st.ppid > 1 && depth < PARENT_DEPTH && st.ppid != (uint32_t)c->self)
@@ -456,6 +527,10 @@ static void sweep_tids(struct capture *c)
 		while (e) {
 			struct tid_ent *next = e->next;
 			proc_unref(c, e->proc);
+			if (e->pidfd >= 0) {
+				close(e->pidfd);
+				c->npidfds--;
+			}
 			free(e);
 			e = next;
 		}
@@ -464,39 +539,67 @@ static void sweep_tids(struct capture *c)
 	c->ntids = 0;
 }
 
+/* Whether a thread's pidfd says it is still running. */
+static bool pidfd_alive(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	return poll(&pfd, 1, 0) == 0;
+}
+
 struct cap_proc *capture_proc(struct capture *c, uint32_t tid)
 {
-	struct stat_line st;
-	if (tid == 0 || tid == (uint32_t)c->self || read_stat(tid, &st))
+	if (tid == 0 || tid == (uint32_t)c->self)
 		return NULL;
-	char *exe = read_link(tid, "exe");
-	if (!exe)
-		return NULL;
+	char exe[PATH_MAX];
+	if (!read_link_buf(tid, "exe", exe, sizeof exe))
+		return NULL; /* a kernel thread, or gone */
+	/* a thread seen before, still alive (its pidfd is quiet) and running
+	 * the same program (an exec changes it): known without reading /proc
+	 * again. The executable is read first: if the thread was alive at the
+	 * poll, the link read before belonged to it. */
 	pthread_mutex_lock(&c->lock);
 	struct tid_ent **slot = &c->tids[tid % TID_SLOTS], *e;
 	for (e = *slot; e; e = e->next)
 		if (e->tid == tid)
 			break;
-	if (e && e->start_ticks == st.start_ticks && !strcmp(e->comm, st.comm) && e->proc->p.exe &&
-	    !strcmp(e->proc->p.exe, exe)) {
+	if (e && e->pidfd >= 0 && e->proc->p.exe && !strcmp(e->proc->p.exe, exe) && pidfd_alive(e->pidfd)) {
 		struct cap_proc *p = e->proc;
 		p->refs++;
 		pthread_mutex_unlock(&c->lock);
-		free(exe);
 		return p;
 	}
 	pthread_mutex_unlock(&c->lock);
-	free(exe);
+
+	/* opened before /proc is read: a pidfd of a thread that ended first
+	 * is not quiet, and the entry is read again next time */
+	pthread_mutex_lock(&c->lock);
+	bool room = c->npidfds < c->pidfd_max;
+	pthread_mutex_unlock(&c->lock);
+	int pidfd = room ? pidfd_open((pid_t)tid, PIDFD_THREAD) : -1;
+	struct stat_line st;
+	if (read_stat(tid, &st))
+		goto fail;
+	pthread_mutex_lock(&c->lock);
+	for (e = *slot; e; e = e->next)
+		if (e->tid == tid)
+			break;
+	/* without a pidfd, the start time and the command name stand in */
+	if (e && e->pidfd < 0 && pidfd < 0 && e->start_ticks == st.start_ticks && !strcmp(e->comm, st.comm) &&
+	    e->proc->p.exe && !strcmp(e->proc->p.exe, exe)) {
+		struct cap_proc *p = e->proc;
+		p->refs++;
+		pthread_mutex_unlock(&c->lock);
+		return p;
+	}
+	pthread_mutex_unlock(&c->lock);
 
 	/* a new thread, a reused id, or an exec: read the process again */
 	struct status_line sl;
-	if (read_status(tid, &sl))
-		return NULL;
-	if (sl.tgid == (uint32_t)c->self)
-		return NULL;
+	if (read_status(tid, &sl) || sl.tgid == (uint32_t)c->self)
+		goto fail;
 	struct cap_proc *p = proc_read(c, sl.tgid, 0);
 	if (!p)
-		return NULL;
+		goto fail;
 	pthread_mutex_lock(&c->lock);
 	for (e = *slot; e; e = e->next)
 		if (e->tid == tid)
@@ -509,6 +612,7 @@ struct cap_proc *capture_proc(struct capture *c, uint32_t tid)
 		e = calloc(1, sizeof *e);
 		if (e) {
 			e->tid = tid;
+			e->pidfd = -1;
 			e->next = *slot;
 			*slot = e;
 			c->ntids++;
@@ -521,9 +625,22 @@ struct cap_proc *capture_proc(struct capture *c, uint32_t tid)
 		memcpy(e->comm, st.comm, sizeof e->comm);
 		e->proc = p;
 		p->refs++;
+		if (e->pidfd >= 0) {
+			close(e->pidfd);
+			c->npidfds--;
+		}
+		e->pidfd = pidfd;
+		c->npidfds += pidfd >= 0;
+		pidfd = -1;
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (pidfd >= 0)
+		close(pidfd);
 	return p;
+fail:
+	if (pidfd >= 0)
+		close(pidfd);
+	return NULL;
 }
 
 void capture_destroy(struct capture *c)
@@ -548,14 +665,92 @@ void capture_destroy(struct capture *c)
 
 /* ---------------------------------------------------------------- records */
 
-int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino)
+/* c->lock held */
+static size_t used_slot(const struct used_set *s, uint64_t ino, uint64_t version)
 {
+	size_t mask = s->cap - 1;
+	size_t i = (size_t)((ino * 0x9E3779B97F4A7C15ULL) ^ version) & mask;
+	while (s->v[2 * i] && (s->v[2 * i] != ino || s->v[2 * i + 1] != version))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* c->lock held */
+static bool used_has(const struct used_set *s, uint64_t ino, uint64_t version)
+{
+	return s->cap && s->v[2 * used_slot(s, ino, version)];
+}
+
+/* c->lock held; a full set starts again (the store still holds one record
+ * per version) */
+static void used_add(struct used_set *s, uint64_t ino, uint64_t version)
+{
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		uint64_t *v = cap <= 2 * USED_MAX ? calloc(cap, 2 * sizeof *v) : NULL;
+		if (!v) {
+			if (s->cap)
+				memset(s->v, 0, s->cap * 2 * sizeof *s->v);
+			s->n = 0;
+			if (!s->cap)
+				return;
+		} else {
+			struct used_set old = *s;
+			*s = (struct used_set){ v, 0, cap };
+			for (size_t i = 0; i < old.cap; i++)
+				if (old.v[2 * i])
+					used_add(s, old.v[2 * i], old.v[2 * i + 1]);
+			free(old.v);
+		}
+	}
+	size_t i = used_slot(s, ino, version);
+	if (!s->v[2 * i]) {
+		s->v[2 * i] = ino;
+		s->v[2 * i + 1] = version;
+		s->n++;
+	}
+}
+
+/* c->lock held: the job's copy of its used records, in the order they
+ * were made (a version two of its processes used is listed twice: the
+ * later one names it, as in the store) */
+static void job_add_use(struct cap_proc *job, uint64_t ino, uint64_t version, uint64_t user)
+{
+	if (job->uses_lost)
+		return;
+	if (job->nuses >= USED_MAX ||
+	    mfs_array_reserve(&job->uses, &job->cap_uses, job->nuses, sizeof *job->uses)) {
+		/* read back from the store when needed */
+		free(job->uses);
+		job->uses = NULL;
+		job->nuses = job->cap_uses = 0;
+		job->uses_lost = true;
+		return;
+	}
+	job->uses[job->nuses++] = (struct prov_use){ ino, version, user };
+}
+
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, uint64_t *version)
+{
+	if (*version) {
+		pthread_mutex_lock(&c->lock);
+		bool had = used_has(&p->used, ino, *version);
+		pthread_mutex_unlock(&c->lock);
+		if (had)
+			return 0;
+	}
 	struct cap_proc *job = p->job ? p->job : p;
 	bool record[2] = { !p->recorded, job != p && !job->recorded };
-	int rc = ns_prov_used(c->vol, &p->p, &job->p, record, ino, NULL);
+	uint64_t got = 0;
+	int rc = ns_prov_used(c->vol, &p->p, &job->p, record, ino, &got);
 	if (rc == 0) {
 		p->recorded = true;
 		job->recorded = true;
+		pthread_mutex_lock(&c->lock);
+		used_add(&p->used, ino, got);
+		job_add_use(job, ino, got, p->p.id);
+		pthread_mutex_unlock(&c->lock);
+		*version = got;
 	}
 	return rc;
 }
@@ -603,8 +798,8 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 	return nf;
 }
 
-void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders, size_t nf,
-		 const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+void capture_gen(struct capture *c, struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders,
+		 size_t nf, const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
 		 struct prov_gen *g)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -613,15 +808,37 @@ void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *con
 	}
 	for (size_t i = 0; i < nf; i++)
 		fprocs[i] = &feeders[i]->p;
-	g->procs = procs;
-	g->record = record;
-	g->n = n;
-	g->feeders = fprocs;
-	g->nfeeders = nf;
+	*g = (struct prov_gen){ .procs = procs, .record = record, .n = n, .feeders = fprocs, .nfeeders = nf };
+	/* the jobs' uses, from memory: each was recorded through here */
+	pthread_mutex_lock(&c->lock);
+	size_t total = 0;
+	bool known = true;
+	for (size_t i = 0; i < n + nf; i++) {
+		const struct cap_proc *p = i < n ? writers[i] : feeders[i - n];
+		const struct cap_proc *job = p->job ? p->job : p;
+		known &= !job->uses_lost;
+		total += job->nuses;
+	}
+	struct prov_use *v = known && total ? malloc(total * sizeof *v) : NULL;
+	if (v) {
+		size_t k = 0;
+		for (size_t i = 0; i < n + nf; i++) {
+			const struct cap_proc *p = i < n ? writers[i] : feeders[i - n];
+			const struct cap_proc *job = p->job ? p->job : p;
+			memcpy(v + k, job->uses, job->nuses * sizeof *v);
+			k += job->nuses;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	g->known = known && (v || !total);
+	g->sources = v;
+	g->nsources = v ? total : 0;
 }
 
-void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc)
+void capture_gen_done(struct cap_proc *const *writers, size_t n, struct prov_gen *g, int rc)
 {
+	free((void *)g->sources);
+	g->sources = NULL;
 	if (rc)
 		return;
 	for (size_t i = 0; i < n; i++)

@@ -30,6 +30,15 @@ struct cap_proc {
 	/* private to capture.c */
 	uint32_t refs;
 	uint64_t start_ticks;
+	struct used_set {
+		uint64_t *v; /* (ino, version) pairs, open addressing */
+		size_t n, cap;
+	} used;
+	/* as a job: what its processes used, as recorded (all of it unless
+	 * lost, when there was too much to keep) */
+	struct prov_use *uses;
+	size_t nuses, cap_uses;
+	bool uses_lost;
 	struct cap_proc *next;
 };
 
@@ -48,8 +57,10 @@ bool capture_dir_on(struct capture *c, uint64_t dir);
 /* Forget what capture_dir_on learnt (the xattr changed, a directory moved). */
 void capture_invalidate(struct capture *c);
 
-/* Records that p used the current version of ino. */
-int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino);
+/* Records that p used the current version of ino. *version: the number of
+ * that version when the caller knows it (0 if not), and the one recorded on
+ * return; a version p has used already costs no transaction. */
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, uint64_t *version);
 
 /* Whether a name is noise that is never recorded: version-control and
  * cache directories (.git, __pycache__ ...) and editor swap files. */
@@ -65,11 +76,12 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 		       const struct cap_proc *opener, struct cap_proc **out, size_t max);
 
 /* Fills g for writers (procs and their record flags point into the
- * caller's arrays of n), and marks them recorded once the caller's
- * transaction committed (capture_gen_done). */
-void capture_gen(struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders, size_t nf,
-		 const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+ * caller's arrays of n), with what their jobs and the feeders' used when
+ * that is all known; capture_gen_done marks them recorded once the
+ * caller's transaction committed, and frees what capture_gen took. */
+void capture_gen(struct capture *c, struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders,
+		 size_t nf, const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
 		 struct prov_gen *g);
-void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc);
+void capture_gen_done(struct cap_proc *const *writers, size_t n, struct prov_gen *g, int rc);
 
 #endif

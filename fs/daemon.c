@@ -122,10 +122,46 @@ static void note_parent(struct mfs_fs *fs, struct node *n, uint64_t parent, cons
 			node_put(&fs->nodes, p, 0, 0);
 		}
 	}
+	char *copy = strdup(name);
 	pthread_mutex_lock(&n->lock);
 	n->parent = parent;
+	free(n->name);
+	n->name = copy;
 	n->noise = noise;
 	pthread_mutex_unlock(&n->lock);
+}
+
+/* Name parent/name of ino is gone: the node no longer knows its name. */
+static void forget_name(struct mfs_fs *fs, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct node *n = fs->cap && ino ? node_get(&fs->nodes, ino, false) : NULL;
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->name && n->parent == parent && !strcmp(n->name, name)) {
+		free(n->name);
+		n->name = NULL;
+	}
+	pthread_mutex_unlock(&n->lock);
+	release_node(fs, n, 0, 0);
+}
+
+/* n->lock held: the content changed without a version being made */
+static void content_changed_locked(struct node *n)
+{
+	n->content_gen++;
+	n->pversion = 0;
+}
+
+static void content_changed(struct mfs_fs *fs, uint64_t ino)
+{
+	struct node *n = fs->cap ? node_get(&fs->nodes, ino, false) : NULL;
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	content_changed_locked(n);
+	pthread_mutex_unlock(&n->lock);
+	release_node(fs, n, 0, 0);
 }
 
 /* Replies with an entry and counts the kernel's new reference. */
@@ -162,8 +198,12 @@ static int commit_locked(struct mfs_fs *fs, struct node *n, const struct prov_ge
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++)
 		ext[i] = (struct ns_extent){ b->v[i].off, b->v[i].len, b->v[i].data };
-	int rc = ns_write_version(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, g, NULL);
+	uint64_t version = 0;
+	int rc = ns_write_version(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, g, &version);
 	free(ext);
+	content_changed_locked(n);
+	if (rc == 0 && g)
+		n->pversion = version;
 	if (rc < 0)
 		log_error("inode %llu: cannot commit %zu buffered bytes%s: %s", (unsigned long long)n->ino,
 			  b->bytes, g ? " and a new version" : "", strerror(-rc));
@@ -275,9 +315,11 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 	struct cap_proc *feeders[CAPTURE_FEEDERS];
 	size_t nf = capture_feeders(fs->cap, h->writers, h->nwriters, h->opener, feeders, CAPTURE_FEEDERS);
 	struct prov_gen g;
-	capture_gen(h->writers, h->nwriters, feeders, nf, procs, fprocs, record, &g);
+	capture_gen(fs->cap, h->writers, h->nwriters, feeders, nf, procs, fprocs, record, &g);
+	g.parent = n->parent;
+	g.name = n->name;
 	int rc = commit_locked(fs, n, &g);
-	capture_gen_done(h->writers, h->nwriters, rc);
+	capture_gen_done(h->writers, h->nwriters, &g, rc);
 	for (size_t i = 0; i < nf; i++)
 		capture_put(fs->cap, feeders[i]);
 	for (size_t i = 0; i < h->nwriters; i++)
@@ -428,6 +470,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (r.mask & (MFS_SET_SIZE | MFS_SET_MTIME | MFS_SET_MTIME_NOW))
+		content_changed(fs, ino);
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	if (h && (to_set & FUSE_SET_ATTR_SIZE)) {
 		/* ftruncate: the content changed through this handle */
@@ -522,8 +566,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct mfs_ctx c = req_ctx(req);
 	struct ns_unlinked g = { 0 };
 	int rc = ns_unlink(FS(req)->vol, &c, parent, name, &g);
-	if (!rc)
+	if (!rc) {
+		forget_name(FS(req), g.ino, parent, name);
 		handle_unlinked(FS(req), &g);
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -544,8 +590,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	struct ns_unlinked g = { 0 };
 	struct mfs_fs *fs = FS(req);
 	int rc = ns_rename(fs->vol, &c, parent, name, newparent, newname, flags, &g);
-	if (!rc)
+	if (!rc) {
+		forget_name(fs, g.ino, newparent, newname);
 		handle_unlinked(fs, &g);
+	}
 	fuse_reply_err(req, -rc);
 	if (rc || !fs->cap)
 		return;
@@ -590,6 +638,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, -rc);
 			return;
 		}
+		content_changed(fs, ino);
 	}
 	struct node *n = node_get(&fs->nodes, ino, true);
 	if (!n) {
@@ -607,10 +656,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (reads && h->opener) {
 			/* opening for reading is the use: reads served from the
 			 * page cache never reach the daemon */
-			int rc = capture_used(fs->cap, h->opener, ino);
+			pthread_mutex_lock(&n->lock);
+			uint64_t version = n->pversion, gen = n->content_gen;
+			pthread_mutex_unlock(&n->lock);
+			int rc = capture_used(fs->cap, h->opener, ino, &version);
 			if (rc)
 				log_error("inode %llu: cannot record its use by pid %u: %s",
 					  (unsigned long long)ino, c.pid, strerror(-rc));
+			pthread_mutex_lock(&n->lock);
+			if (!rc && n->content_gen == gen)
+				n->pversion = version;
+			pthread_mutex_unlock(&n->lock);
 		}
 		h->truncated = fi->flags & O_TRUNC;
 	}
@@ -786,6 +842,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct mfs_ctx c = req_ctx(req);
 	if (!rc)
 		rc = ns_fallocate(FS(req)->vol, &c, ino, mode, (uint64_t)offset, (uint64_t)length);
+	if (!rc)
+		content_changed(FS(req), ino);
 	fuse_reply_err(req, -rc);
 }
 

@@ -19,6 +19,7 @@ static void node_free(struct node *n)
 {
 	wbuf_clear(&n->buf);
 	free(n->buf.v);
+	free(n->name);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }

@@ -33,10 +33,16 @@ struct node {
 	uint32_t nopen; /* open handles */
 	uint32_t refs; /* operations in flight holding the node */
 	bool unlinked; /* the last name is gone: reclaim when unused */
-	/* provenance: the directory it was last looked up in, and whether
-	 * its name (or a directory above it) is noise never recorded */
+	/* provenance: the directory and name it was last looked up by
+	 * (name NULL when not known), and whether its name (or a directory
+	 * above it) is noise never recorded; guarded by lock */
 	uint64_t parent;
+	char *name;
 	bool noise;
+	/* the number of the provenance version its content is (0: not
+	 * known), valid while content_gen, bumped by every change of the
+	 * content through this daemon, stays as it was; guarded by lock */
+	uint64_t pversion, content_gen;
 	pthread_mutex_t lock; /* guards buf and its commits */
 	struct wbuf buf;
 	struct node *next;

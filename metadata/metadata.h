@@ -421,6 +421,12 @@ struct prov_version {
 	size_t ngen;
 };
 
+/* A file version some process used: the edge a version derived from it
+ * gets, user naming that process. */
+struct prov_use {
+	uint64_t ino, version, user;
+};
+
 /* The writers of a file whose handle is being closed. record[i] asks for
  * procs[i]'s own record to be written in the same transaction (the
  * writers' jobs have been recorded with their first use). */
@@ -432,6 +438,16 @@ struct prov_gen {
 	 * their jobs) used counts as well, without their being writers */
 	const struct prov_proc *const *feeders;
 	size_t nfeeders;
+	/* with known, everything the writers' and the feeders' jobs used
+	 * (the caller recorded each use, and kept a copy), so that no scan
+	 * of their uses is needed; without it their uses are read back */
+	bool known;
+	const struct prov_use *sources;
+	size_t nsources;
+	/* the file's directory and name now, when the caller knows them
+	 * (name NULL: looked up in the store) */
+	uint64_t parent;
+	const char *name;
 };
 
 /* Process p (of job `job`, which is p itself or an ancestor) used the

@@ -1147,7 +1147,7 @@ static int do_write(struct store_txn *t, void *arg)
 	struct cl_rec cl = cl_make(CL_WRITE, a->c, &in);
 	rc = OPS(t)->changelog_append(t, &cl);
 	if (!rc && a->gen)
-		rc = prov_txn_generate(t, &in, a->gen, &a->version);
+		rc = prov_txn_generate(t, &in, a->gen, a->ext, a->n, &a->version);
 	if (!rc && a->out)
 		*a->out = in;
 	return rc;
@@ -1162,7 +1162,7 @@ static int do_generate(struct store_txn *t, void *arg)
 		return rc;
 	if (!S_ISREG(in.mode))
 		return -EINVAL;
-	return prov_txn_generate(t, &in, a->gen, &a->version);
+	return prov_txn_generate(t, &in, a->gen, NULL, 0, &a->version);
 }
 
 static int write_common(struct io_args *a)

@@ -9,13 +9,23 @@
  *   u|proc|ino|version              proc used ino@version         -> user, time
  *                                   (also kept under the proc's job, user naming
  *                                   the process of the job that used it)
- *   d|ino|version|src|src_version   ino@version derived from src  -> user
- *   r|src|src_version|ino|version   the same edge, the other way  -> proc
- * A walk up or down the graph is a prefix scan per step, whatever the size
- * of the volume.
+ *   d|ino|version                   ino@version derived from these: a count, then
+ *                                   (src, src_version, user) each; a version with
+ *                                   no sources has no record
+ *   R|src|src_version|job           the other way: job used src@src_version
+ *   g|job|ino|version               job had a part in ino@version (its uses were
+ *                                   among the sources); with R, the walk down
+ *   d|ino|version|src|src_version   one edge per record, and
+ *   r|src|src_version|ino|version   the same edge the other way, as earlier
+ *                                   versions of metafs wrote them: still read
+ * A step up the graph is one short prefix scan; a step down is a scan of
+ * the jobs that used the version, and a read per version each of them had
+ * a part in. Neither depends on the size of the volume. A close writes one
+ * record for the sources however many there are, and one per job.
  */
 #include "metadata.h"
 #include "provenance.h"
+#include "blockstore.h"
 #include "common.h"
 
 #include <errno.h>
@@ -339,6 +349,55 @@ int prov_versions(struct store_txn *t, uint64_t ino, prov_version_cb cb, void *a
 
 /* ---------------------------------------------------------------- edges */
 
+struct source {
+	struct prov_use u;
+	size_t pos; /* of two uses of one version, the later names it */
+};
+
+struct sources {
+	struct source *v;
+	size_t n, cap;
+};
+
+static int sources_add(struct sources *s, uint64_t ino, uint64_t version, uint64_t user)
+{
+	if (mfs_array_reserve(&s->v, &s->cap, s->n, sizeof *s->v))
+		return -ENOMEM;
+	s->v[s->n] = (struct source){ { ino, version, user }, s->n };
+	s->n++;
+	return 0;
+}
+
+static int sources_cb(void *arg, uint64_t ino, uint64_t version, uint64_t user)
+{
+	return sources_add(arg, ino, version, user);
+}
+
+static int source_cmp(const void *a, const void *b)
+{
+	const struct source *x = a, *y = b;
+	if (x->u.ino != y->u.ino)
+		return x->u.ino < y->u.ino ? -1 : 1;
+	if (x->u.version != y->u.version)
+		return x->u.version < y->u.version ? -1 : 1;
+	return x->pos > y->pos ? -1 : x->pos < y->pos;
+}
+
+/* Sorts by file and version, one entry each: of a version listed twice
+ * (used by two processes) the later entry stands. */
+static void sources_unique(struct sources *s)
+{
+	if (s->n < 2)
+		return;
+	qsort(s->v, s->n, sizeof *s->v, source_cmp);
+	size_t k = 1;
+	for (size_t i = 1; i < s->n; i++)
+		if (s->v[i].u.ino != s->v[k - 1].u.ino || s->v[i].u.version != s->v[k - 1].u.version)
+			s->v[k++] = s->v[i];
+	s->n = k;
+}
+
+
 struct edge_arg {
 	size_t skip; /* key bytes before the edge's far end */
 	prov_edge_cb cb;
@@ -349,6 +408,17 @@ static int edge_kv(void *arg, const void *key, size_t klen, const void *val, siz
 {
 	struct edge_arg *a = arg;
 	const unsigned char *k = key;
+	if (klen == a->skip && k[0] == 'd') {
+		/* a version's sources, listed in one record */
+		struct dec d = { val, len, false };
+		uint32_t n = dec_u32(&d);
+		int rc = 0;
+		for (uint32_t i = 0; i < n && !rc; i++) {
+			uint64_t src = dec_u64(&d), src_version = dec_u64(&d), user = dec_u64(&d);
+			rc = d.bad ? -EIO : a->cb(a->arg, src, src_version, user);
+		}
+		return rc;
+	}
 	if (klen != a->skip + 16)
 		return 0;
 	uint64_t proc = len >= 8 ? get_le64(val) : 0;
@@ -369,10 +439,74 @@ int prov_sources(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_
 	return edges(t, 'd', v, 2, cb, arg);
 }
 
+struct ids_arg {
+	size_t skip, n; /* the key's prefix, the numbers after it */
+	struct u64_vec *out;
+};
+
+static int ids_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct ids_arg *a = arg;
+	if (klen != a->skip + 8 * a->n)
+		return 0;
+	int rc = 0;
+	for (size_t i = 0; i < a->n && !rc; i++)
+		rc = u64_vec_push(a->out, get_be64((const unsigned char *)key + a->skip + 8 * i));
+	return rc;
+}
+
+/* The n numbers after prefix (kind, v[0..nv)) of every such key. */
+static int ids(struct store_txn *t, char kind, const uint64_t *v, size_t nv, size_t n, struct u64_vec *out)
+{
+	unsigned char k[PROV_KEY_MAX];
+	size_t klen = key_n(k, kind, v, nv);
+	struct ids_arg a = { klen, n, out };
+	return OPS(t)->prov_scan(t, k, klen, ids_kv, &a);
+}
+
+struct has_arg {
+	uint64_t ino, version, user;
+	bool found;
+};
+
+static int has_cb(void *arg, uint64_t ino, uint64_t version, uint64_t user)
+{
+	struct has_arg *h = arg;
+	if (ino == h->ino && version == h->version) {
+		h->found = true;
+		h->user = user;
+	}
+	return 0;
+}
+
 int prov_derived(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_cb cb, void *arg)
 {
+	/* the jobs that used this version, the versions each had a part in,
+	 * and of those the ones listing it among their sources; and the
+	 * edges earlier versions of metafs wrote one by one */
 	uint64_t v[2] = { ino, version };
-	return edges(t, 'r', v, 2, cb, arg);
+	struct sources out = { 0 };
+	struct u64_vec jobs = { 0 }, made = { 0 };
+	int rc = edges(t, 'r', v, 2, sources_cb, &out);
+	if (!rc)
+		rc = ids(t, 'R', v, 2, 1, &jobs);
+	for (size_t j = 0; j < jobs.n && !rc; j++) {
+		made.n = 0;
+		rc = ids(t, 'g', &jobs.v[j], 1, 2, &made);
+		for (size_t i = 0; i + 1 < made.n && !rc; i += 2) {
+			struct has_arg h = { ino, version, 0, false };
+			rc = prov_sources(t, made.v[i], made.v[i + 1], has_cb, &h);
+			if (!rc && h.found)
+				rc = sources_add(&out, made.v[i], made.v[i + 1], h.user);
+		}
+	}
+	sources_unique(&out);
+	for (size_t i = 0; i < out.n && !rc; i++)
+		rc = cb(arg, out.v[i].u.ino, out.v[i].u.version, out.v[i].u.user);
+	free(out.v);
+	free(jobs.v);
+	free(made.v);
+	return rc;
 }
 
 int prov_used_by(struct store_txn *t, uint64_t proc, prov_edge_cb cb, void *arg)
@@ -395,8 +529,34 @@ static int first_name_cb(void *arg, uint64_t parent, const char *name, size_t le
 	return 1;
 }
 
-/* A new version record for in's content as it stands in t. */
-static int new_version(struct store_txn *t, const struct inode_rec *in, struct prov_version *pv)
+/* SHA-256 of ext (n of them) when they hold the whole of a file of size
+ * bytes, in order from offset 0; false when they do not. */
+static bool digest_extents(const struct ns_extent *ext, size_t n, uint64_t size, unsigned char *out)
+{
+	uint64_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ext[i].off != at)
+			return false;
+		at += ext[i].len;
+	}
+	const EVP_MD *sha = bs_sha256();
+	EVP_MD_CTX *ctx;
+	if (at != size || !sha || !(ctx = EVP_MD_CTX_new()))
+		return false;
+	bool ok = EVP_DigestInit_ex(ctx, sha, NULL) == 1;
+	for (size_t i = 0; i < n && ok; i++)
+		ok = EVP_DigestUpdate(ctx, ext[i].data, ext[i].len) == 1;
+	unsigned int mdlen = 0;
+	ok = ok && EVP_DigestFinal_ex(ctx, out, &mdlen) == 1 && mdlen == PROV_DIGEST_LEN;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+/* A new version record for in's content as it stands in t. name (parent
+ * its directory): the file's name now, looked up when NULL. ext: the bytes
+ * just written, read back when they are not the whole file. */
+static int new_version(struct store_txn *t, const struct inode_rec *in, uint64_t parent, const char *name,
+		       const struct ns_extent *ext, size_t n, struct prov_version *pv)
 {
 	uint64_t cur = 0;
 	unsigned char k[PROV_KEY_MAX];
@@ -419,26 +579,51 @@ static int new_version(struct store_txn *t, const struct inode_rec *in, struct p
 	pv->mtime = in->mtime;
 	pv->time_ns = mfs_now_ns();
 	/* the name it has now */
-	rc = OPS(t)->names_of(t, in->ino, first_name_cb, pv);
-	if (rc < 0)
+	if (name) {
+		size_t nl = strnlen(name, MFS_NAME_MAX);
+		pv->parent = parent;
+		memcpy(pv->name, name, nl);
+		pv->name[nl] = '\0';
+	} else if ((rc = OPS(t)->names_of(t, in->ino, first_name_cb, pv)) < 0) {
 		return rc;
-	if (!(in->flags & INODE_F_CHUNKED)) {
-		void *data = NULL;
-		size_t dlen = 0;
-		rc = OPS(t)->inline_get(t, in->ino, &data, &dlen);
-		if (rc == -ENOENT) {
-			dlen = 0;
-			rc = 0;
-		}
-		if (rc)
-			return rc;
-		unsigned int mdlen = 0;
-		if (EVP_Digest(data ? data : "", dlen < in->size ? dlen : in->size, pv->digest, &mdlen,
-			       EVP_sha256(), NULL) == 1 &&
-		    mdlen == PROV_DIGEST_LEN)
-			pv->has_digest = true;
-		free(data);
 	}
+	if (in->flags & INODE_F_CHUNKED)
+		return 0;
+	if (digest_extents(ext, n, in->size, pv->digest)) {
+		pv->has_digest = true;
+		return 0;
+	}
+	void *rec = NULL;
+	size_t rlen = 0;
+	rc = OPS(t)->inline_get(t, in->ino, &rec, &rlen);
+	if (rc == -ENOENT) {
+		rlen = 0;
+		rc = 0;
+	}
+	if (rc)
+		return rc;
+	/* the record is framed with its checksums; a payload shorter than
+	 * the file reads as zeros after it. A damaged one gets no digest:
+	 * reading the file says so. */
+	const void *payload = "";
+	size_t plen = 0;
+	if (rec && bs_unframe(rec, rlen, &payload, &plen)) {
+		free(rec);
+		return 0;
+	}
+	char *all = malloc(in->size ? (size_t)in->size : 1);
+	if (!all) {
+		free(rec);
+		return -ENOMEM;
+	}
+	if (plen > in->size)
+		plen = (size_t)in->size;
+	memcpy(all, payload, plen);
+	memset(all + plen, 0, (size_t)in->size - plen);
+	struct ns_extent whole = { 0, (size_t)in->size, all };
+	pv->has_digest = digest_extents(&whole, 1, in->size, pv->digest);
+	free(all);
+	free(rec);
 	return 0;
 }
 
@@ -463,57 +648,76 @@ static int append_file_rec(struct store_txn *t, uint32_t op, int64_t time_ns, co
 	return OPS(t)->changelog_append(t, &cl);
 }
 
-struct derive_arg {
-	struct store_txn *t;
-	uint64_t ino, version, proc;
-};
-
-static int derive_cb(void *arg, uint64_t src, uint64_t src_version, uint64_t user)
+/* The sources of version `version` of ino, in one record (d|ino|version),
+ * and for the walk down a note that each job in `jobs` had a part in it
+ * (g|job|ino|version; the jobs' used records were noted R|src|version|job). */
+static int edges_put(struct store_txn *t, uint64_t ino, uint64_t version, struct sources *s,
+		     const struct u64_vec *jobs)
 {
-	struct derive_arg *a = arg;
-	unsigned char k[PROV_KEY_MAX], v[8];
-	put_le64(v, user);
-	uint64_t d[4] = { a->ino, a->version, src, src_version };
-	int rc = OPS(a->t)->prov_put(a->t, k, key_n(k, 'd', d, 4), v, 8);
-	if (rc)
-		return rc;
-	uint64_t r[4] = { src, src_version, a->ino, a->version };
-	return OPS(a->t)->prov_put(a->t, k, key_n(k, 'r', r, 4), v, 8);
+	sources_unique(s);
+	if (!s->n)
+		return 0;
+	struct enc e = { 0 };
+	enc_u32(&e, (uint32_t)s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		enc_u64(&e, s->v[i].u.ino);
+		enc_u64(&e, s->v[i].u.version);
+		enc_u64(&e, s->v[i].u.user);
+	}
+	unsigned char k[PROV_KEY_MAX];
+	uint64_t d[2] = { ino, version };
+	int rc = e.failed ? -ENOMEM : OPS(t)->prov_put(t, k, key_n(k, 'd', d, 2), e.p, e.n);
+	free(e.p);
+	for (size_t i = 0; i < jobs->n && !rc; i++) {
+		uint64_t g[3] = { jobs->v[i], ino, version };
+		rc = OPS(t)->prov_put(t, k, key_n(k, 'g', g, 3), "", 0);
+	}
+	return rc;
 }
 
 int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const struct prov_gen *g,
-		      uint64_t *version)
+		      const struct ns_extent *ext, size_t n, uint64_t *version)
 {
 	struct prov_version pv;
-	int rc = new_version(t, in, &pv);
+	int rc = new_version(t, in, g->parent, g->name, ext, n, &pv);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < g->n && pv.ngen < MFS_ARRAY_LEN(pv.gen); i++)
 		pv.gen[pv.ngen++] = g->procs[i]->id;
 	if ((rc = version_put(t, &pv)))
 		return rc;
-	for (size_t i = 0; i < g->n; i++) {
+	/* what the writers' jobs, and the jobs feeding them through pipes,
+	 * had used before this version was closed: from the caller, or from
+	 * the used records committed before this transaction */
+	struct sources src = { 0 };
+	struct u64_vec jobs = { 0 };
+	for (size_t i = 0; i < g->nsources && g->known && !rc; i++)
+		rc = sources_add(&src, g->sources[i].ino, g->sources[i].version, g->sources[i].user);
+	for (size_t i = 0; i < g->n + g->nfeeders && !rc; i++) {
+		const struct prov_proc *p = i < g->n ? g->procs[i] : g->feeders[i - g->n];
+		uint64_t job = p->job ? p->job : p->id;
+		bool dup = false;
+		for (size_t k = 0; k < jobs.n && !dup; k++)
+			dup = jobs.v[k] == job;
+		if (dup)
+			continue;
+		rc = u64_vec_push(&jobs, job);
+		if (!rc && !g->known)
+			rc = prov_used_by(t, job, sources_cb, &src);
+	}
+	if (!rc)
+		rc = edges_put(t, in->ino, pv.version, &src, &jobs);
+	free(src.v);
+	free(jobs.v);
+	for (size_t i = 0; i < g->n && !rc; i++) {
 		const struct prov_proc *p = g->procs[i];
 		if (g->record && g->record[i] && (rc = proc_put(t, p)))
-			return rc;
-		/* the edges are written in this transaction, from the used
-		 * records committed before it: what the process's job had
-		 * used before this version was closed */
-		struct derive_arg a = { t, in->ino, pv.version, p->id };
-		if ((rc = prov_used_by(t, p->job ? p->job : p->id, derive_cb, &a)))
-			return rc;
-		if ((rc = append_file_rec(t, CL_GENERATED, pv.time_ns, in, p, pv.version)))
-			return rc;
+			break;
+		rc = append_file_rec(t, CL_GENERATED, pv.time_ns, in, p, pv.version);
 	}
-	for (size_t i = 0; i < g->nfeeders; i++) {
-		const struct prov_proc *p = g->feeders[i];
-		struct derive_arg a = { t, in->ino, pv.version, p->id };
-		if ((rc = prov_used_by(t, p->job ? p->job : p->id, derive_cb, &a)))
-			return rc;
-	}
-	if (version)
+	if (!rc && version)
 		*version = pv.version;
-	return 0;
+	return rc;
 }
 
 struct used_args {
@@ -542,7 +746,7 @@ static int do_used(struct store_txn *t, void *arg)
 		return rc;
 	if (rc == -ENOENT || pv.size != in.size || pv.mtime.tv_sec != in.mtime.tv_sec ||
 	    pv.mtime.tv_nsec != in.mtime.tv_nsec) {
-		if ((rc = new_version(t, &in, &pv)) || (rc = version_put(t, &pv)))
+		if ((rc = new_version(t, &in, 0, NULL, NULL, 0, &pv)) || (rc = version_put(t, &pv)))
 			return rc;
 	}
 	a->version = pv.version;
@@ -572,6 +776,10 @@ static int do_used(struct store_txn *t, void *arg)
 		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', u, 3), v, sizeof v)))
 			return rc;
 	}
+	/* the other way, for the walk down: the job used it */
+	uint64_t r[3] = { a->ino, pv.version, a->job->id };
+	if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'R', r, 3), v, sizeof v)))
+		return rc;
 	return append_file_rec(t, CL_USED, now, &in, a->p, pv.version);
 }
 

@@ -8,22 +8,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-static struct mfs_ctx C = { 1000, 1000, 4242 };
-#define ROOT MFS_ROOT_INO
-
-static uint64_t mkfile(struct mfs_volume *v, uint64_t parent, const char *name)
-{
-	struct inode_rec in;
-	int rc = ns_mknod(v, &C, parent, name, S_IFREG | 0644, 0, &in);
-	return rc ? 0 : in.ino;
-}
-
-static uint64_t mkdir_(struct mfs_volume *v, uint64_t parent, const char *name)
-{
-	struct inode_rec in;
-	int rc = ns_mkdir(v, &C, parent, name, 0755, &in);
-	return rc ? 0 : in.ino;
-}
+#include "ns_helpers.h"
 
 static uint32_t nlink_of(struct mfs_volume *v, uint64_t ino)
 {
