@@ -825,7 +825,8 @@ void capture_gen(struct capture *c, struct cap_proc *const *writers, size_t n, s
 		for (size_t i = 0; i < n + nf; i++) {
 			const struct cap_proc *p = i < n ? writers[i] : feeders[i - n];
 			const struct cap_proc *job = p->job ? p->job : p;
-			memcpy(v + k, job->uses, job->nuses * sizeof *v);
+			if (job->nuses)
+				memcpy(v + k, job->uses, job->nuses * sizeof *v);
 			k += job->nuses;
 		}
 	}
