@@ -129,7 +129,7 @@ static void touch_dir(struct inode_rec *dir, struct timespec now)
 	bump(dir);
 }
 
-static struct cl_rec cl_make(uint32_t op, const struct mfs_ctx *c, const struct inode_rec *in)
+struct cl_rec cl_make(uint32_t op, const struct mfs_ctx *c, const struct inode_rec *in)
 {
 	struct cl_rec r = {
 		.time_ns = mfs_now_ns(),

@@ -631,20 +631,13 @@ static int new_version(struct store_txn *t, const struct inode_rec *in, uint64_t
 static int append_file_rec(struct store_txn *t, uint32_t op, int64_t time_ns, const struct inode_rec *in,
 			   const struct prov_proc *p, uint64_t version)
 {
-	struct cl_rec cl = {
-		.time_ns = time_ns,
-		.op = op,
-		.ino = in->ino,
-		.version = in->version,
-		.mode = in->mode,
-		.nlink = in->nlink,
-		.size = in->size,
-		.uid = p->uid,
-		.gid = p->gid,
-		.pid = p->pid,
-		.proc = p->id,
-		.fversion = version,
-	};
+	struct cl_rec cl = cl_make(op, NULL, in);
+	cl.time_ns = time_ns;
+	cl.uid = p->uid;
+	cl.gid = p->gid;
+	cl.pid = p->pid;
+	cl.proc = p->id;
+	cl.fversion = version;
 	return OPS(t)->changelog_append(t, &cl);
 }
 

@@ -13,4 +13,8 @@
 int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const struct prov_gen *g,
 		      const struct ns_extent *ext, size_t n, uint64_t *version);
 
+/* A changelog record of op on inode in, by c (none: no caller's ids),
+ * stamped now (namespace.c). */
+struct cl_rec cl_make(uint32_t op, const struct mfs_ctx *c, const struct inode_rec *in);
+
 #endif

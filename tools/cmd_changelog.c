@@ -219,14 +219,9 @@ int cmd_changelog(int argc, char **argv)
 		return 2;
 	}
 	char vol[PATH_MAX];
-	if (resolve_volume(argv[optind], vol, sizeof vol))
-		return 1;
-	char err[1024] = "";
 	struct mfs_volume *v;
-	if (mfs_open(vol, STORE_OPEN_READONLY, &v, err, sizeof err)) {
-		die_msg("%s", err);
+	if (open_volume_ro(argv[optind], vol, sizeof vol, &v))
 		return 1;
-	}
 	/* a closed pipe or ^C ends the command cleanly, so the read-only
 	 * view's temporary directory is removed */
 	signal(SIGPIPE, SIG_IGN);

@@ -706,14 +706,9 @@ int cmd_lineage(int argc, char **argv)
 		ino = st.st_ino;
 	}
 	char vol[PATH_MAX];
-	if (resolve_volume(file, vol, sizeof vol))
-		return 1;
-	char err[1024] = "";
 	struct mfs_volume *v;
-	if (mfs_open(vol, STORE_OPEN_READONLY, &v, err, sizeof err)) {
-		die_msg("%s", err);
+	if (open_volume_ro(file, vol, sizeof vol, &v))
 		return 1;
-	}
 	struct graph g = { .down = down, .depth = (int)depth };
 	int rc = v->store->ops->begin_read(v->store, &g.t);
 	if (rc) {

@@ -82,14 +82,9 @@ int cmd_stats(int argc, char **argv)
 		return 2;
 	}
 	char vol[PATH_MAX];
-	if (resolve_volume(argv[optind], vol, sizeof vol))
-		return 1;
-	char err[1024] = "";
 	struct mfs_volume *v;
-	if (mfs_open(vol, STORE_OPEN_READONLY, &v, err, sizeof err)) {
-		die_msg("%s", err);
+	if (open_volume_ro(argv[optind], vol, sizeof vol, &v))
 		return 1;
-	}
 	char uuid[40], created[64];
 	const unsigned char *u = v->sb.uuid;
 	snprintf(uuid, sizeof uuid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",

@@ -22,6 +22,10 @@ int cmd_lineage(int argc, char **argv);
 /* Resolves a volume argument: a volume itself, or any path inside a
  * mounted metafs (found through /proc/self/mountinfo). */
 int resolve_volume(const char *arg, char *out, size_t outlen);
+struct mfs_volume;
+/* Opens the volume arg resolves to (its path in vol), read-only; prints
+ * why not. */
+int open_volume_ro(const char *arg, char *vol, size_t vollen, struct mfs_volume **v);
 /* The same, also giving the mountpoint ("" when arg names a volume). */
 int resolve_target(const char *arg, char *vol, size_t vollen, char *mnt, size_t mntlen);
 

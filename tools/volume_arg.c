@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tools.h"
+#include "metadata.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +61,18 @@ int resolve_volume(const char *arg, char *out, size_t outlen)
 {
 	char mnt[PATH_MAX];
 	return resolve_target(arg, out, outlen, mnt, sizeof mnt);
+}
+
+int open_volume_ro(const char *arg, char *vol, size_t vollen, struct mfs_volume **v)
+{
+	if (resolve_volume(arg, vol, vollen))
+		return -1;
+	char err[1024] = "";
+	if (mfs_open(vol, STORE_OPEN_READONLY, v, err, sizeof err)) {
+		die_msg("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 int resolve_target(const char *arg, char *out, size_t outlen, char *mntout, size_t mntlen)
