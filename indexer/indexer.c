@@ -30,12 +30,13 @@ struct indexer {
 
 void indexer_default_path(const char *volume, char *out, size_t len)
 {
-	char conf[4096];
-	snprintf(conf, sizeof conf, "%s/search.conf", volume);
+	char dir[4096], conf[4200];
+	mfs_local_dir(volume, dir, sizeof dir);
+	snprintf(conf, sizeof conf, "%s/search.conf", dir);
 	if (access(conf, F_OK) == 0)
 		snprintf(out, len, IDX_ES_PREFIX "%s", conf);
 	else
-		snprintf(out, len, "%s/index.sqlite", volume);
+		snprintf(out, len, "%s/index.sqlite", dir);
 }
 
 int idx_open(const char *locator, int flags, struct idx_backend **out, char *err, size_t errlen)

@@ -194,8 +194,9 @@ int idx_sqlite_install(const char *tmp, const char *path);
 
 struct indexer;
 
-/* The index of a volume: VOLUME/index.sqlite beside the store, or, when
- * VOLUME/search.conf exists, the cluster it names (a locator, see above). */
+/* The index of a volume: index.sqlite in its local directory (the volume
+ * directory, or for a cluster volume see mfs_local_dir), or, when
+ * search.conf exists there, the cluster it names (a locator, see above). */
 void indexer_default_path(const char *volume, char *out, size_t len);
 
 /*

@@ -269,6 +269,8 @@ struct store_txn {
 /* Opens the store named by spec (a directory for the embedded store). */
 int store_open(const char *spec, int flags, struct store **out, char *err, size_t errlen);
 int rocks_store_open(const char *dir, int flags, struct store **out, char *err, size_t errlen);
+/* mysql://user@host[:port][,host...]/db[?options]; see store_mysql.c */
+int mysql_store_open(const char *url, int flags, struct store **out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- volume */
 
@@ -291,6 +293,11 @@ struct mfs_format_opts {
 int mfs_format(const char *spec, const struct mfs_format_opts *opts, char *err, size_t errlen);
 int mfs_open(const char *spec, int flags, struct mfs_volume **out, char *err, size_t errlen);
 void mfs_close(struct mfs_volume *vol);
+/* The local directory of a volume's own files (its search index,
+ * search.conf): the volume directory itself for the embedded store; for a
+ * cluster volume, $METAFS_STATE_DIR (default /var/lib/metafs)/mysql/ and
+ * the URL without its options, '/' made '_' (created if missing). */
+int mfs_local_dir(const char *spec, char *out, size_t len);
 
 /* ---------------------------------------------------------------- namespace */
 

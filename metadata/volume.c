@@ -13,11 +13,34 @@
 
 int store_open(const char *spec, int flags, struct store **out, char *err, size_t errlen)
 {
-	if (!strncmp(spec, "mysql://", 8)) {
-		snprintf(err, errlen, "%s: the MySQL store is not part of this build of metafs", spec);
-		return -EPROTONOSUPPORT;
-	}
+	if (!strncmp(spec, "mysql://", 8))
+		return mysql_store_open(spec, flags, out, err, errlen);
 	return rocks_store_open(spec, flags, out, err, errlen);
+}
+
+int mfs_local_dir(const char *spec, char *out, size_t len)
+{
+	if (strncmp(spec, "mysql://", 8) != 0) {
+		snprintf(out, len, "%s", spec);
+		return 0;
+	}
+	const char *base = getenv("METAFS_STATE_DIR");
+	if (!base || !*base)
+		base = "/var/lib/metafs";
+	char name[1024];
+	size_t n = 0;
+	for (const char *p = spec + 8; *p && *p != '?' && n + 1 < sizeof name; p++)
+		name[n++] = *p == '/' ? '_' : *p;
+	name[n] = '\0';
+	char parent[4096];
+	snprintf(parent, sizeof parent, "%s/mysql", base);
+	snprintf(out, len, "%s/%s", parent, name);
+	/* made here so that the first indexer or `metafs find` finds it */
+	mkdir(base, 0755);
+	mkdir(parent, 0755);
+	if (mkdir(out, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
 }
 
 static bool is_pow2(uint32_t x)
@@ -42,16 +65,18 @@ int mfs_format(const char *spec, const struct mfs_format_opts *opts, char *err, 
 		snprintf(err, errlen, "inline threshold %u: must be at most 1M", sb.inline_threshold);
 		return -EINVAL;
 	}
-	if (mkdir(spec, 0750) != 0 && errno != EEXIST) {
-		int e = errno;
-		snprintf(err, errlen, "%s: cannot create the volume directory: %s", spec, strerror(e));
-		return -e;
-	}
-	char path[4096];
-	snprintf(path, sizeof path, "%s/db", spec);
-	if (access(path, F_OK) == 0) {
-		snprintf(err, errlen, "%s already holds a metafs volume; pick another directory", spec);
-		return -EEXIST;
+	if (strncmp(spec, "mysql://", 8) != 0) {
+		if (mkdir(spec, 0750) != 0 && errno != EEXIST) {
+			int e = errno;
+			snprintf(err, errlen, "%s: cannot create the volume directory: %s", spec, strerror(e));
+			return -e;
+		}
+		char path[4096];
+		snprintf(path, sizeof path, "%s/db", spec);
+		if (access(path, F_OK) == 0) {
+			snprintf(err, errlen, "%s already holds a metafs volume; pick another directory", spec);
+			return -EEXIST;
+		}
 	}
 	if (RAND_bytes(sb.uuid, sizeof sb.uuid) != 1) {
 		snprintf(err, errlen, "cannot generate a volume UUID");

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PKGS=(gcc pkg-config meson ninja-build fuse3 libfuse3-dev librocksdb-dev libssl-dev
-      libjansson-dev libsqlite3-dev libcurl4-openssl-dev libxxhash-dev clang attr git python3 tar diffutils coreutils procps "$@")
+      libjansson-dev libmariadb-dev libsqlite3-dev libcurl4-openssl-dev libxxhash-dev clang attr git python3 tar diffutils coreutils procps "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

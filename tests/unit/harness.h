@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "metadata.h"
 
@@ -39,18 +40,28 @@ static int t_rm_cb(const char *p, const struct stat *sb, int f, struct FTW *w)
 	return remove(p);
 }
 
+/* a cluster volume's database goes with the test's server */
 static inline void t_rmrf(const char *path)
 {
-	nftw(path, t_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	if (strncmp(path, "mysql://", 8))
+		nftw(path, t_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Formats a fresh volume in a temporary directory and opens it. */
+/* Formats a fresh volume and opens it: in a temporary directory, or, when
+ * METAFS_TEST_MYSQL names a server (mysql://user@host:port), in a new
+ * database there. */
 static inline struct mfs_volume *t_volume(char *dir, size_t len, uint32_t inline_threshold, uint32_t chunk)
 {
-	snprintf(dir, len, "/tmp/metafs-unit-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		exit(1);
+	static int n;
+	const char *my = getenv("METAFS_TEST_MYSQL");
+	if (my && *my) {
+		snprintf(dir, len, "%s/metafs_unit_%d_%d", my, (int)getpid(), n++);
+	} else {
+		snprintf(dir, len, "/tmp/metafs-unit-XXXXXX");
+		if (!mkdtemp(dir)) {
+			perror("mkdtemp");
+			exit(1);
+		}
 	}
 	struct mfs_format_opts o = { inline_threshold, chunk };
 	char err[512];

@@ -290,7 +290,7 @@ static void test_differential(struct mfs_volume *v)
 
 int main(void)
 {
-	char dir[64];
+	char dir[256];
 	struct mfs_volume *v = t_volume(dir, sizeof dir, INLINE, CHUNK);
 	test_transitions(v);
 	test_holes(v);

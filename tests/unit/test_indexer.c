@@ -126,7 +126,7 @@ static bool found(struct results *r, const char *path)
 
 int main(void)
 {
-	char dir[64], ipath[128];
+	char dir[256], ipath[512];
 	struct mfs_volume *v = t_volume(dir, sizeof dir, MFS_DEFAULT_INLINE_THRESHOLD, 0);
 	indexer_default_path(dir, ipath, sizeof ipath);
 	struct indexer *ix;

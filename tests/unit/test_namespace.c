@@ -308,7 +308,7 @@ static void test_orphans_across_reopen(const char *dir, struct mfs_volume **vp)
 
 int main(void)
 {
-	char dir[64];
+	char dir[256];
 	struct mfs_volume *v = t_volume(dir, sizeof dir, MFS_DEFAULT_INLINE_THRESHOLD, 0);
 	test_names(v);
 	test_dirs_and_links(v);

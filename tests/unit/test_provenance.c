@@ -525,7 +525,7 @@ static void test_old_layout(struct mfs_volume *v)
 
 int main(void)
 {
-	char dir[64];
+	char dir[256];
 	struct mfs_volume *v = t_volume(dir, sizeof dir, MFS_DEFAULT_INLINE_THRESHOLD, 0);
 	struct world w;
 	memset(&w, 0, sizeof w);

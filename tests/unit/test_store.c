@@ -202,7 +202,7 @@ static void test_readonly_view(const char *dir, struct mfs_volume *v)
 
 int main(void)
 {
-	char dir[64];
+	char dir[256];
 	struct mfs_volume *v = t_volume(dir, sizeof dir, 0, 0);
 	CHECK(v->sb.inline_threshold == 0 && v->sb.chunk_size == MFS_DEFAULT_CHUNK_SIZE,
 	      "superblock records the format options");

@@ -1,0 +1,2168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cluster store: the store interface over the MySQL protocol (MariaDB
+ * Connector/C), for MariaDB, MariaDB Galera and MySQL NDB Cluster.
+ *
+ * Named by mysql://user@host[:port][,host[:port]...]/db[?option&...]:
+ *   engine=NAME         table engine at format time (InnoDB; ndbcluster for NDB)
+ *   password_file=PATH  the password, first line of PATH (else the
+ *                       METAFS_MYSQL_PASSWORD environment variable)
+ *   ssl_ca=PATH, ssl_cert=PATH, ssl_key=PATH, tls=required|verify
+ *   connect_wait=SECONDS  how long an operation waits for some server to
+ *                       answer before it fails with EIO (default 30)
+ * A password in the URL itself is refused: the URL shows in /proc/mounts.
+ *
+ * One table per record kind, mirroring the embedded store's keys: inodes,
+ * dirents (by name, with unique (parent, cookie) and by-inode indexes kept
+ * by the server), xattrs, inline_data (small files, written in the same
+ * transaction as their inode), chunks, orphans, prov, changelog (AUTO_INCREMENT
+ * ids: in a cluster they may become visible out of order, which readers
+ * tolerate by applying records by inode version), counters, locks, sessions
+ * and super. No FULLTEXT, no reliance on REPEATABLE READ: sessions run READ
+ * COMMITTED, every read-then-write goes through SELECT ... FOR UPDATE.
+ *
+ * Connections are pooled; a transaction holds one from begin to commit.
+ * Deadlocks, lock timeouts and Galera certification conflicts (1213, 1205)
+ * and duplicate-key races return MFS_ERETRY, and the namespace runs the whole
+ * operation again. A lost connection or a node that is not ready (2006,
+ * 2013, 1047, ...) also returns MFS_ERETRY, and the next connection goes to
+ * the next host of the URL. A connection lost during COMMIT is ambiguous:
+ * the transaction's first changelog id tells, on a new connection, whether
+ * it committed, so an operation is neither lost nor applied twice.
+ */
+#include "metadata.h"
+#include "common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_HOSTS 16
+#define POOL_MAX 64
+#define INO_RESERVE 4096
+#define MAXCOL 20
+#define HEARTBEAT_S 5
+/* a session silent this long is gone: its orphans may be reclaimed */
+#define SESSION_DEAD_S 60
+#define LOCK_WAIT_S 2
+#define SCHEMA_VERSION 1
+
+/* ---------------------------------------------------------------- statements */
+
+enum {
+	S_INODE_GET,
+	S_INODE_GET_LOCK,
+	S_INODE_PUT,
+	S_INODE_DEL,
+	S_INODE_SCAN,
+	S_DIRENT_GET,
+	S_DIRENT_PUT,
+	S_DIRENT_DEL,
+	S_NAMES_OF,
+	S_DIR_LIST,
+	S_DIRENT_SCAN,
+	S_NAMES_SCAN,
+	S_XATTR_GET,
+	S_XATTR_PUT,
+	S_XATTR_DEL,
+	S_XATTR_LIST,
+	S_XATTR_SCAN,
+	S_INLINE_GET,
+	S_INLINE_PUT,
+	S_INLINE_DEL,
+	S_INLINE_SCAN,
+	S_CHUNK_GET,
+	S_CHUNK_PUT,
+	S_CHUNK_DEL,
+	S_CHUNK_LIST,
+	S_CHUNK_SCAN,
+	S_ORPHAN_PUT,
+	S_ORPHAN_DEL,
+	S_ORPHAN_LIST,
+	S_PROV_GET,
+	S_PROV_GET_LOCK,
+	S_PROV_PUT,
+	S_PROV_SCAN,
+	S_LOG_APPEND,
+	S_LOG_READ,
+	S_LOG_BOUNDS,
+	S_LOG_CHECK,
+	S_LOCK_GET,
+	S_LOCK_PUT,
+	S_INO_RESERVE,
+	S_SUPER_GET,
+	S_SUPER_PUT,
+	S_SESSION_PUT,
+	S_SESSION_DEL,
+	S_COUNT
+};
+
+#define INODE_COLS                                                                         \
+	"mode, nlink, uid, gid, rdev, size, version, parent, next_cookie, flags, atime_s, " \
+	"atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, btime_s, btime_ns"
+
+static const char *const sql[S_COUNT] = {
+	[S_INODE_GET] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ?",
+	[S_INODE_GET_LOCK] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ? FOR UPDATE",
+	[S_INODE_PUT] = "INSERT INTO inodes (ino, " INODE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+			"ON DUPLICATE KEY UPDATE mode=VALUES(mode), nlink=VALUES(nlink), uid=VALUES(uid), "
+			"gid=VALUES(gid), rdev=VALUES(rdev), size=VALUES(size), version=VALUES(version), "
+			"parent=VALUES(parent), next_cookie=VALUES(next_cookie), flags=VALUES(flags), "
+			"atime_s=VALUES(atime_s), atime_ns=VALUES(atime_ns), mtime_s=VALUES(mtime_s), "
+			"mtime_ns=VALUES(mtime_ns), ctime_s=VALUES(ctime_s), ctime_ns=VALUES(ctime_ns), "
+			"btime_s=VALUES(btime_s), btime_ns=VALUES(btime_ns)",
+	[S_INODE_DEL] = "DELETE FROM inodes WHERE ino = ?",
+	[S_INODE_SCAN] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino >= ? ORDER BY ino LIMIT ?",
+	[S_DIRENT_GET] = "SELECT ino, type, cookie FROM dirents WHERE parent = ? AND name = ?",
+	[S_DIRENT_PUT] = "INSERT INTO dirents (parent, name, ino, type, cookie) VALUES (?,?,?,?,?) "
+			 "ON DUPLICATE KEY UPDATE ino=VALUES(ino), type=VALUES(type), cookie=VALUES(cookie)",
+	[S_DIRENT_DEL] = "DELETE FROM dirents WHERE parent = ? AND name = ?",
+	[S_NAMES_OF] = "SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name",
+	[S_DIR_LIST] = "SELECT name, ino, type, cookie FROM dirents WHERE parent = ? AND cookie >= ? "
+		       "ORDER BY cookie LIMIT ?",
+	[S_DIRENT_SCAN] = "SELECT parent, name, ino, type, cookie FROM dirents "
+			  "WHERE parent > ? OR (parent = ? AND name >= ?) ORDER BY parent, name LIMIT ?",
+	[S_NAMES_SCAN] = "SELECT ino, parent, name FROM dirents WHERE ino > ? OR (ino = ? AND "
+			 "(parent > ? OR (parent = ? AND name >= ?))) ORDER BY ino, parent, name LIMIT ?",
+	[S_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ? AND name = ?",
+	[S_XATTR_PUT] = "INSERT INTO xattrs (ino, name, value) VALUES (?,?,?) "
+			"ON DUPLICATE KEY UPDATE value=VALUES(value)",
+	[S_XATTR_DEL] = "DELETE FROM xattrs WHERE ino = ? AND name = ?",
+	[S_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ? ORDER BY name",
+	[S_XATTR_SCAN] = "SELECT ino, name, value FROM xattrs WHERE ino > ? OR (ino = ? AND name >= ?) "
+			 "ORDER BY ino, name LIMIT ?",
+	[S_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?",
+	[S_INLINE_PUT] = "INSERT INTO inline_data (ino, data) VALUES (?,?) ON DUPLICATE KEY UPDATE data=VALUES(data)",
+	[S_INLINE_DEL] = "DELETE FROM inline_data WHERE ino = ?",
+	[S_INLINE_SCAN] = "SELECT ino, data FROM inline_data WHERE ino >= ? ORDER BY ino LIMIT ?",
+	[S_CHUNK_GET] = "SELECT data FROM chunks WHERE ino = ? AND idx = ?",
+	[S_CHUNK_PUT] = "INSERT INTO chunks (ino, idx, data) VALUES (?,?,?) ON DUPLICATE KEY UPDATE data=VALUES(data)",
+	[S_CHUNK_DEL] = "DELETE FROM chunks WHERE ino = ? AND idx = ?",
+	[S_CHUNK_LIST] = "SELECT idx FROM chunks WHERE ino = ? AND idx >= ? ORDER BY idx LIMIT ?",
+	[S_CHUNK_SCAN] = "SELECT ino, idx, data FROM chunks WHERE ino > ? OR (ino = ? AND idx >= ?) "
+			 "ORDER BY ino, idx LIMIT ?",
+	[S_ORPHAN_PUT] = "INSERT INTO orphans (ino, session) VALUES (?,?) ON DUPLICATE KEY UPDATE session=VALUES(session)",
+	[S_ORPHAN_DEL] = "DELETE FROM orphans WHERE ino = ?",
+	/* the orphans of this session and of sessions that are gone; those
+	 * of a live mount elsewhere are still open there */
+	[S_ORPHAN_LIST] = "SELECT o.ino FROM orphans o LEFT JOIN sessions s ON s.id = o.session "
+			  "WHERE o.session = ? OR s.id IS NULL OR s.heartbeat_ns < ? ORDER BY o.ino",
+	[S_PROV_GET] = "SELECT v FROM prov WHERE k = ?",
+	[S_PROV_GET_LOCK] = "SELECT v FROM prov WHERE k = ? FOR UPDATE",
+	[S_PROV_PUT] = "INSERT INTO prov (k, v) VALUES (?,?) ON DUPLICATE KEY UPDATE v=VALUES(v)",
+	[S_PROV_SCAN] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
+	[S_LOG_APPEND] = "INSERT INTO changelog (rec) VALUES (?)",
+	[S_LOG_READ] = "SELECT seq, rec FROM changelog WHERE seq >= ? ORDER BY seq LIMIT ?",
+	[S_LOG_BOUNDS] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changelog",
+	[S_LOG_CHECK] = "SELECT seq FROM changelog WHERE seq = ? LOCK IN SHARE MODE",
+	[S_LOCK_GET] = "SELECT name FROM locks WHERE name = ? FOR UPDATE",
+	[S_LOCK_PUT] = "INSERT INTO locks (name) VALUES (?)",
+	[S_INO_RESERVE] = "UPDATE counters SET value = LAST_INSERT_ID(value + ?) WHERE name = 'inohi'",
+	[S_SUPER_GET] = "SELECT format_version, uuid, inline_threshold, chunk_size, created_ns FROM super WHERE id = 1",
+	[S_SUPER_PUT] = "INSERT INTO super (id, format_version, uuid, inline_threshold, chunk_size, created_ns) "
+			"VALUES (1,?,?,?,?,?) ON DUPLICATE KEY UPDATE format_version=VALUES(format_version), "
+			"uuid=VALUES(uuid), inline_threshold=VALUES(inline_threshold), "
+			"chunk_size=VALUES(chunk_size), created_ns=VALUES(created_ns)",
+	[S_SESSION_PUT] = "INSERT INTO sessions (id, host, pid, heartbeat_ns) VALUES (?,?,?,?) "
+			  "ON DUPLICATE KEY UPDATE heartbeat_ns=VALUES(heartbeat_ns)",
+	[S_SESSION_DEL] = "DELETE FROM sessions WHERE id = ?",
+};
+
+/* Created by format, in this order; %s is the engine. */
+static const char *const schema[] = {
+	"CREATE TABLE super (id TINYINT UNSIGNED PRIMARY KEY, format_version INT UNSIGNED NOT NULL, "
+	"uuid BINARY(16) NOT NULL, inline_threshold INT UNSIGNED NOT NULL, chunk_size INT UNSIGNED NOT NULL, "
+	"created_ns BIGINT NOT NULL) ENGINE=%s",
+	"CREATE TABLE counters (name VARBINARY(32) PRIMARY KEY, value BIGINT UNSIGNED NOT NULL) ENGINE=%s",
+	"CREATE TABLE locks (name VARBINARY(64) PRIMARY KEY) ENGINE=%s",
+	"CREATE TABLE sessions (id BIGINT UNSIGNED PRIMARY KEY, host VARBINARY(255) NOT NULL, "
+	"pid INT UNSIGNED NOT NULL, heartbeat_ns BIGINT NOT NULL) ENGINE=%s",
+	"CREATE TABLE inodes (ino BIGINT UNSIGNED PRIMARY KEY, mode INT UNSIGNED NOT NULL, "
+	"nlink INT UNSIGNED NOT NULL, uid INT UNSIGNED NOT NULL, gid INT UNSIGNED NOT NULL, "
+	"rdev BIGINT UNSIGNED NOT NULL, size BIGINT UNSIGNED NOT NULL, version BIGINT UNSIGNED NOT NULL, "
+	"parent BIGINT UNSIGNED NOT NULL, next_cookie BIGINT UNSIGNED NOT NULL, flags INT UNSIGNED NOT NULL, "
+	"atime_s BIGINT NOT NULL, atime_ns INT UNSIGNED NOT NULL, mtime_s BIGINT NOT NULL, "
+	"mtime_ns INT UNSIGNED NOT NULL, ctime_s BIGINT NOT NULL, ctime_ns INT UNSIGNED NOT NULL, "
+	"btime_s BIGINT NOT NULL, btime_ns INT UNSIGNED NOT NULL) ENGINE=%s",
+	"CREATE TABLE dirents (parent BIGINT UNSIGNED NOT NULL, name VARBINARY(255) NOT NULL, "
+	"ino BIGINT UNSIGNED NOT NULL, type INT UNSIGNED NOT NULL, cookie BIGINT UNSIGNED NOT NULL, "
+	"PRIMARY KEY (parent, name), UNIQUE KEY by_cookie (parent, cookie), KEY by_ino (ino, parent, name)) ENGINE=%s",
+	"CREATE TABLE xattrs (ino BIGINT UNSIGNED NOT NULL, name VARBINARY(255) NOT NULL, "
+	"value MEDIUMBLOB NOT NULL, PRIMARY KEY (ino, name)) ENGINE=%s",
+	"CREATE TABLE inline_data (ino BIGINT UNSIGNED PRIMARY KEY, data MEDIUMBLOB NOT NULL) ENGINE=%s",
+	"CREATE TABLE chunks (ino BIGINT UNSIGNED NOT NULL, idx BIGINT UNSIGNED NOT NULL, "
+	"data LONGBLOB NOT NULL, PRIMARY KEY (ino, idx)) ENGINE=%s",
+	"CREATE TABLE orphans (ino BIGINT UNSIGNED PRIMARY KEY, session BIGINT UNSIGNED NOT NULL) ENGINE=%s",
+	"CREATE TABLE prov (k VARBINARY(64) PRIMARY KEY, v MEDIUMBLOB NOT NULL) ENGINE=%s",
+	"CREATE TABLE changelog (seq BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, rec MEDIUMBLOB NOT NULL) ENGINE=%s",
+};
+
+static const char *const tables[] = {
+	"super", "counters", "locks", "sessions", "inodes", "dirents",
+	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog",
+};
+
+/* ---------------------------------------------------------------- types */
+
+struct my_conn {
+	MYSQL *m;
+	MYSQL_STMT *st[S_COUNT];
+	int host;
+};
+
+struct my_host {
+	char *name;
+	unsigned port;
+};
+
+struct my_store {
+	struct store base;
+	char *user, *password, *db, *engine;
+	char *ssl_ca, *ssl_cert, *ssl_key;
+	bool tls, tls_verify;
+	unsigned connect_wait_s;
+	struct my_host hosts[MAX_HOSTS];
+	int nhosts;
+	_Atomic int cur_host; /* where new connections go first */
+	bool readonly;
+
+	pthread_mutex_t pool_lock;
+	struct my_conn *idle[POOL_MAX];
+	int nidle;
+
+	pthread_mutex_t ino_lock;
+	uint64_t next_ino, ino_hi;
+
+	uint64_t session;
+	pthread_t heartbeat;
+	bool heartbeat_running;
+	pthread_mutex_t hb_lock;
+	pthread_cond_t hb_cond;
+	bool stopping;
+
+	_Atomic uint64_t statements, retries, failovers;
+	_Atomic int64_t statfs_ns;
+	_Atomic uint64_t used_bytes, used_inodes;
+};
+
+struct my_txn {
+	struct store_txn base;
+	struct my_conn *c;
+	bool write;
+	bool broken; /* the connection is unusable: close it, do not pool it */
+	uint64_t first_seq; /* the first changelog id this transaction inserted */
+};
+
+static struct my_store *MS(struct store *s)
+{
+	return (struct my_store *)s;
+}
+
+static struct my_txn *MT(struct store_txn *t)
+{
+	return (struct my_txn *)t;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static bool conn_error(unsigned e)
+{
+	switch (e) {
+	case CR_SERVER_GONE_ERROR: /* 2006 */
+	case CR_SERVER_LOST: /* 2013 */
+	case CR_CONNECTION_ERROR: /* 2002 */
+	case CR_CONN_HOST_ERROR: /* 2003 */
+	case CR_SERVER_LOST_EXTENDED: /* 2055 */
+	case CR_COMMANDS_OUT_OF_SYNC: /* 2014: the connection's state is unknown */
+	case ER_UNKNOWN_COM_ERROR: /* 1047: a Galera node that is not ready */
+	case ER_CONNECTION_KILLED: /* 1927 */
+	case ER_SERVER_SHUTDOWN: /* 1053 */
+	case 1152: /* ER_ABORTING_CONNECTION */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Maps a server or client error to an errno; logs what is not ordinary. */
+static int map_error(struct my_txn *t, unsigned e, const char *msg, const char *what)
+{
+	struct my_store *s = MS(t->base.store);
+	switch (e) {
+	case 0:
+		return 0;
+	case ER_LOCK_DEADLOCK: /* 1213, also Galera's certification conflict */
+	case ER_LOCK_WAIT_TIMEOUT: /* 1205 */
+	case ER_DUP_ENTRY: /* 1062: two transactions created the same row */
+	case 1020: /* ER_CHECKREAD: record changed since last read */
+		s->retries++;
+		return MFS_ERETRY;
+	case ER_RECORD_FILE_FULL: /* 1114 */
+	case ER_DISK_FULL: /* 1021 */
+		log_error("mysql %s: %s", what, msg);
+		return -ENOSPC;
+	case ER_OPTION_PREVENTS_STATEMENT: /* 1290: read-only server */
+		log_error("mysql %s: %s", what, msg);
+		return -EROFS;
+	}
+	if (conn_error(e)) {
+		t->broken = true;
+		s->retries++;
+		int h = t->c ? t->c->host : s->cur_host;
+		int next = (h + 1) % s->nhosts;
+		if (atomic_compare_exchange_strong(&s->cur_host, &h, next) && s->nhosts > 1) {
+			s->failovers++;
+			log_warn("mysql %s on %s:%u: %s; going on with %s:%u", what, s->hosts[h].name,
+				 s->hosts[h].port, msg, s->hosts[next].name, s->hosts[next].port);
+		}
+		return MFS_ERETRY;
+	}
+	log_error("mysql %s: error %u: %s", what, e, msg);
+	return -EIO;
+}
+
+static int stmt_error(struct my_txn *t, MYSQL_STMT *st, const char *what)
+{
+	return map_error(t, mysql_stmt_errno(st), mysql_stmt_error(st), what);
+}
+
+static int conn_query_error(struct my_txn *t, const char *what)
+{
+	return map_error(t, mysql_errno(t->c->m), mysql_error(t->c->m), what);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+	mysql_library_init(0, NULL, NULL);
+}
+
+static void conn_close(struct my_conn *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		if (c->st[i])
+			mysql_stmt_close(c->st[i]);
+	if (c->m)
+		mysql_close(c->m);
+	free(c);
+}
+
+/* One attempt at host h. with_db: USE the volume's database. */
+static int conn_open_host(struct my_store *s, int h, bool with_db, struct my_conn **out, char *err, size_t errlen)
+{
+	struct my_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->host = h;
+	c->m = mysql_init(NULL);
+	if (!c->m) {
+		free(c);
+		return -ENOMEM;
+	}
+	unsigned timeout = 5, rw_timeout = 60;
+	my_bool off = 0;
+	unsigned long packet = 1ul << 30;
+	mysql_options(c->m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_options(c->m, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+	mysql_options(c->m, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+	mysql_options(c->m, MYSQL_OPT_RECONNECT, &off);
+	mysql_options(c->m, MYSQL_OPT_MAX_ALLOWED_PACKET, &packet);
+	mysql_options(c->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (s->ssl_ca)
+		mysql_optionsv(c->m, MYSQL_OPT_SSL_CA, s->ssl_ca);
+	if (s->ssl_cert)
+		mysql_optionsv(c->m, MYSQL_OPT_SSL_CERT, s->ssl_cert);
+	if (s->ssl_key)
+		mysql_optionsv(c->m, MYSQL_OPT_SSL_KEY, s->ssl_key);
+	if (s->tls) {
+		my_bool on = 1;
+		mysql_optionsv(c->m, MYSQL_OPT_SSL_ENFORCE, &on);
+		my_bool verify = s->tls_verify;
+		mysql_optionsv(c->m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+	}
+	if (!mysql_real_connect(c->m, s->hosts[h].name, s->user, s->password, with_db ? s->db : NULL,
+				s->hosts[h].port, NULL, 0)) {
+		snprintf(err, errlen, "%s:%u: %s", s->hosts[h].name, s->hosts[h].port, mysql_error(c->m));
+		unsigned e = mysql_errno(c->m);
+		conn_close(c);
+		/* a refused login or a missing database will not mend by waiting */
+		if (e == ER_ACCESS_DENIED_ERROR || e == 1044 /* ER_DBACCESS_DENIED_ERROR */)
+			return -EACCES;
+		if (e == ER_BAD_DB_ERROR)
+			return -ENOENT;
+		return -ECONNREFUSED;
+	}
+	/* READ COMMITTED is all NDB offers, and all the namespace relies on;
+	 * autocommit off, so that the first statement opens the transaction
+	 * without a round trip of its own. A short lock wait: a waiter that
+	 * times out runs its operation again. */
+	static const char *const init[] = {
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		"SET autocommit = 0",
+	};
+	for (size_t i = 0; i < MFS_ARRAY_LEN(init); i++)
+		if (mysql_query(c->m, init[i])) {
+			snprintf(err, errlen, "%s:%u: %s", s->hosts[h].name, s->hosts[h].port, mysql_error(c->m));
+			conn_close(c);
+			return -ECONNREFUSED;
+		}
+	char q[64];
+	snprintf(q, sizeof q, "SET SESSION innodb_lock_wait_timeout = %d", LOCK_WAIT_S);
+	if (mysql_query(c->m, q)) /* not every engine has it */
+		(void)0;
+	*out = c;
+	return 0;
+}
+
+/* A connection to some host, starting with the current one, waiting up to
+ * connect_wait for one to answer. */
+static int conn_open(struct my_store *s, bool with_db, struct my_conn **out, char *err, size_t errlen)
+{
+	int64_t deadline = mfs_now_ns() + (int64_t)s->connect_wait_s * 1000000000LL;
+	unsigned backoff = 50000;
+	for (;;) {
+		int start = s->cur_host;
+		for (int i = 0; i < s->nhosts; i++) {
+			int h = (start + i) % s->nhosts;
+			int rc = conn_open_host(s, h, with_db, out, err, errlen);
+			if (rc == 0) {
+				if (h != start) {
+					s->cur_host = h;
+					s->failovers++;
+				}
+				return 0;
+			}
+			if (rc != -ECONNREFUSED)
+				return rc;
+		}
+		if (mfs_now_ns() >= deadline)
+			return -EIO;
+		mfs_sleep_us(backoff);
+		if (backoff < 1000000)
+			backoff *= 2;
+	}
+}
+
+static int conn_get(struct my_store *s, struct my_conn **out)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	struct my_conn *c = s->nidle ? s->idle[--s->nidle] : NULL;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (c) {
+		*out = c;
+		return 0;
+	}
+	char err[512];
+	int rc = conn_open(s, true, out, err, sizeof err);
+	if (rc) {
+		log_error("%s: no server answers: %s", s->base.spec, err);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void conn_put(struct my_store *s, struct my_conn *c, bool broken)
+{
+	if (!broken) {
+		pthread_mutex_lock(&s->pool_lock);
+		if (s->nidle < POOL_MAX) {
+			s->idle[s->nidle++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&s->pool_lock);
+	}
+	conn_close(c);
+}
+
+/* ---------------------------------------------------------------- binding */
+
+static void bu(MYSQL_BIND *b, const uint64_t *v)
+{
+	memset(b, 0, sizeof *b);
+	b->buffer_type = MYSQL_TYPE_LONGLONG;
+	b->buffer = (void *)v;
+	b->is_unsigned = 1;
+}
+
+static void bi(MYSQL_BIND *b, const int64_t *v)
+{
+	memset(b, 0, sizeof *b);
+	b->buffer_type = MYSQL_TYPE_LONGLONG;
+	b->buffer = (void *)v;
+}
+
+static void bb(MYSQL_BIND *b, const void *p, unsigned long *len)
+{
+	memset(b, 0, sizeof *b);
+	b->buffer_type = MYSQL_TYPE_BLOB;
+	b->buffer = (void *)(p ? p : "");
+	b->buffer_length = *len;
+	b->length = len;
+}
+
+/* One result row: integer columns in u, byte columns malloc'd in b. */
+struct row {
+	uint64_t u[MAXCOL];
+	unsigned char *b[MAXCOL];
+	unsigned long len[MAXCOL];
+};
+
+struct rows {
+	struct row *r;
+	size_t n, cap;
+};
+
+static void rows_free(struct rows *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		for (int j = 0; j < MAXCOL; j++)
+			free(rs->r[i].b[j]);
+	free(rs->r);
+	memset(rs, 0, sizeof *rs);
+}
+
+static int stmt_get(struct my_txn *t, int sid, MYSQL_STMT **out)
+{
+	struct my_conn *c = t->c;
+	if (!c->st[sid]) {
+		MYSQL_STMT *st = mysql_stmt_init(c->m);
+		if (!st)
+			return -ENOMEM;
+		if (mysql_stmt_prepare(st, sql[sid], strlen(sql[sid]))) {
+			int rc = stmt_error(t, st, "prepare");
+			mysql_stmt_close(st);
+			return rc;
+		}
+		c->st[sid] = st;
+	}
+	*out = c->st[sid];
+	return 0;
+}
+
+/* Runs statement sid; with out, collects every row of its result. */
+static int run(struct my_txn *t, int sid, MYSQL_BIND *params, struct rows *out)
+{
+	struct my_store *s = MS(t->base.store);
+	if (t->broken)
+		return MFS_ERETRY;
+	MYSQL_STMT *st = NULL;
+	int rc = stmt_get(t, sid, &st);
+	if (rc)
+		return rc;
+	s->statements++;
+	if ((params && mysql_stmt_bind_param(st, params)) || mysql_stmt_execute(st))
+		return stmt_error(t, st, sql[sid]);
+	if (!out)
+		return 0;
+	if (mysql_stmt_store_result(st)) {
+		rc = stmt_error(t, st, "store result");
+		return rc;
+	}
+	unsigned ncol = mysql_stmt_field_count(st);
+	if (ncol > MAXCOL) {
+		mysql_stmt_free_result(st);
+		return -EIO;
+	}
+	MYSQL_RES *meta = mysql_stmt_result_metadata(st);
+	MYSQL_FIELD *f = meta ? mysql_fetch_fields(meta) : NULL;
+	MYSQL_BIND rb[MAXCOL];
+	struct row cur;
+	my_bool nulls[MAXCOL];
+	memset(rb, 0, sizeof rb);
+	memset(&cur, 0, sizeof cur);
+	bool blob[MAXCOL];
+	for (unsigned i = 0; i < ncol; i++) {
+		enum enum_field_types ty = f ? f[i].type : MYSQL_TYPE_LONGLONG;
+		blob[i] = ty == MYSQL_TYPE_BLOB || ty == MYSQL_TYPE_TINY_BLOB || ty == MYSQL_TYPE_MEDIUM_BLOB ||
+			  ty == MYSQL_TYPE_LONG_BLOB || ty == MYSQL_TYPE_VAR_STRING || ty == MYSQL_TYPE_STRING ||
+			  ty == MYSQL_TYPE_VARCHAR;
+		rb[i].is_null = &nulls[i];
+		rb[i].length = &cur.len[i];
+		if (blob[i]) {
+			rb[i].buffer_type = MYSQL_TYPE_BLOB;
+		} else {
+			rb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			rb[i].buffer = &cur.u[i];
+			rb[i].is_unsigned = f ? (f[i].flags & UNSIGNED_FLAG) != 0 : 1;
+		}
+	}
+	if (meta)
+		mysql_free_result(meta);
+	if (mysql_stmt_bind_result(st, rb)) {
+		rc = stmt_error(t, st, "bind result");
+		mysql_stmt_free_result(st);
+		return rc;
+	}
+	for (;;) {
+		memset(cur.u, 0, sizeof cur.u);
+		int fr = mysql_stmt_fetch(st);
+		if (fr == MYSQL_NO_DATA)
+			break;
+		if (fr == 1) {
+			rc = stmt_error(t, st, "fetch");
+			break;
+		}
+		if (mfs_array_reserve(&out->r, &out->cap, out->n, sizeof *out->r)) {
+			rc = -ENOMEM;
+			break;
+		}
+		struct row *r = &out->r[out->n];
+		memcpy(r->u, cur.u, sizeof r->u);
+		memset(r->b, 0, sizeof r->b);
+		memcpy(r->len, cur.len, sizeof r->len);
+		out->n++;
+		for (unsigned i = 0; i < ncol && !rc; i++) {
+			if (!blob[i])
+				continue;
+			r->b[i] = malloc(r->len[i] + 1);
+			if (!r->b[i]) {
+				rc = -ENOMEM;
+				break;
+			}
+			r->b[i][r->len[i]] = 0;
+			if (r->len[i] == 0 || nulls[i])
+				continue;
+			MYSQL_BIND one;
+			memset(&one, 0, sizeof one);
+			one.buffer_type = MYSQL_TYPE_BLOB;
+			one.buffer = r->b[i];
+			one.buffer_length = r->len[i];
+			if (mysql_stmt_fetch_column(st, &one, i, 0))
+				rc = stmt_error(t, st, "fetch column");
+		}
+		if (rc)
+			break;
+	}
+	mysql_stmt_free_result(st);
+	if (rc)
+		rows_free(out);
+	return rc;
+}
+
+/* The one row of a lookup: 0, or -ENOENT when there is none. */
+static int run_one(struct my_txn *t, int sid, MYSQL_BIND *params, struct row *out)
+{
+	struct rows rs = { 0 };
+	int rc = run(t, sid, params, &rs);
+	if (rc)
+		return rc;
+	if (rs.n == 0) {
+		rows_free(&rs);
+		return -ENOENT;
+	}
+	*out = rs.r[0];
+	memset(rs.r[0].b, 0, sizeof rs.r[0].b); /* handed over */
+	rows_free(&rs);
+	return 0;
+}
+
+static void row_free(struct row *r)
+{
+	for (int j = 0; j < MAXCOL; j++)
+		free(r->b[j]);
+}
+
+/* ---------------------------------------------------------------- transactions */
+
+static int txn_new(struct store *st, bool write, struct store_txn **out)
+{
+	struct my_store *s = MS(st);
+	if (write && s->readonly)
+		return -EROFS;
+	struct my_txn *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->base.store = st;
+	t->write = write;
+	int rc = conn_get(s, &t->c);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	*out = &t->base;
+	return 0;
+}
+
+static int my_begin(struct store *st, struct store_txn **out)
+{
+	return txn_new(st, true, out);
+}
+
+static int my_begin_read(struct store *st, struct store_txn **out)
+{
+	return txn_new(st, false, out);
+}
+
+static void txn_end(struct my_txn *t)
+{
+	conn_put(MS(t->base.store), t->c, t->broken);
+	free(t);
+}
+
+static void my_abort(struct store_txn *tt)
+{
+	struct my_txn *t = MT(tt);
+	/* a reader took no locks and wrote nothing: its next statement
+	 * reads afresh under READ COMMITTED, no rollback needed */
+	if (t->write && !t->broken && mysql_rollback(t->c->m))
+		t->broken = true;
+	txn_end(t);
+}
+
+/* After a connection was lost during COMMIT: did it commit? Its first
+ * changelog id exists exactly when it did. A share lock waits for a commit
+ * still under way on the server. */
+static int commit_outcome(struct my_store *s, uint64_t seq)
+{
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct store_txn *tt;
+		int rc = my_begin(&s->base, &tt);
+		if (rc)
+			return rc;
+		struct my_txn *t = MT(tt);
+		/* on Galera, see every write set the cluster has certified */
+		if (mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 1"))
+			(void)mysql_errno(t->c->m);
+		uint64_t k = seq;
+		MYSQL_BIND p[1];
+		bu(&p[0], &k);
+		struct row r;
+		rc = run_one(t, S_LOG_CHECK, p, &r);
+		if (!rc)
+			row_free(&r);
+		if (mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 0"))
+			(void)mysql_errno(t->c->m);
+		my_abort(tt);
+		if (rc == 0)
+			return 0; /* committed */
+		if (rc == -ENOENT)
+			return MFS_ERETRY; /* rolled back: run it again */
+		if (rc != MFS_ERETRY)
+			return rc;
+		mfs_sleep_us(100000);
+	}
+	return -EIO;
+}
+
+static int my_commit(struct store_txn *tt)
+{
+	struct my_txn *t = MT(tt);
+	struct my_store *s = MS(tt->store);
+	if (!t->write) {
+		txn_end(t);
+		return 0;
+	}
+	if (t->broken) {
+		txn_end(t);
+		return MFS_ERETRY;
+	}
+	s->statements++;
+	int rc = 0;
+	if (mysql_commit(t->c->m)) {
+		unsigned e = mysql_errno(t->c->m);
+		rc = conn_query_error(t, "commit");
+		uint64_t seq = t->first_seq;
+		bool ambiguous = conn_error(e) && e != ER_UNKNOWN_COM_ERROR;
+		if (!t->broken)
+			mysql_rollback(t->c->m);
+		txn_end(t);
+		if (ambiguous && seq)
+			return commit_outcome(s, seq);
+		return rc;
+	}
+	txn_end(t);
+	return 0;
+}
+
+static int my_lock_global(struct store_txn *tt, const char *what)
+{
+	struct my_txn *t = MT(tt);
+	unsigned long len = strlen(what);
+	if (len > 64)
+		return -EINVAL;
+	MYSQL_BIND p[1];
+	bb(&p[0], what, &len);
+	struct row r;
+	int rc = run_one(t, S_LOCK_GET, p, &r);
+	if (rc == 0) {
+		row_free(&r);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	/* two first lockers: one gets a duplicate key and runs again */
+	return run(t, S_LOCK_PUT, p, NULL);
+}
+
+/* ---------------------------------------------------------------- inodes */
+
+static void inode_from_row(const struct row *r, struct inode_rec *in)
+{
+	const uint64_t *u = r->u;
+	in->ino = u[0];
+	in->mode = (uint32_t)u[1];
+	in->nlink = (uint32_t)u[2];
+	in->uid = (uint32_t)u[3];
+	in->gid = (uint32_t)u[4];
+	in->rdev = u[5];
+	in->size = u[6];
+	in->version = u[7];
+	in->parent = u[8];
+	in->next_cookie = u[9];
+	in->flags = (uint32_t)u[10];
+	struct timespec *ts[] = { &in->atime, &in->mtime, &in->ctime, &in->btime };
+	for (int i = 0; i < 4; i++) {
+		ts[i]->tv_sec = (time_t)(int64_t)u[11 + 2 * i];
+		ts[i]->tv_nsec = (long)u[12 + 2 * i];
+	}
+}
+
+static int my_inode_get(struct store_txn *tt, uint64_t ino, struct inode_rec *out, bool lock)
+{
+	MYSQL_BIND p[1];
+	bu(&p[0], &ino);
+	struct row r;
+	int rc = run_one(MT(tt), lock ? S_INODE_GET_LOCK : S_INODE_GET, p, &r);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof *out);
+	inode_from_row(&r, out);
+	row_free(&r);
+	return 0;
+}
+
+static int my_inode_put(struct store_txn *tt, const struct inode_rec *in)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	uint64_t u[11] = { in->ino, in->mode, in->nlink, in->uid, in->gid, in->rdev, in->size,
+			   in->version, in->parent, in->next_cookie, in->flags };
+	int64_t sec[4] = { in->atime.tv_sec, in->mtime.tv_sec, in->ctime.tv_sec, in->btime.tv_sec };
+	uint64_t nsec[4] = { (uint64_t)in->atime.tv_nsec, (uint64_t)in->mtime.tv_nsec,
+			     (uint64_t)in->ctime.tv_nsec, (uint64_t)in->btime.tv_nsec };
+	MYSQL_BIND p[19];
+	for (int i = 0; i < 11; i++)
+		bu(&p[i], &u[i]);
+	for (int i = 0; i < 4; i++) {
+		bi(&p[11 + 2 * i], &sec[i]);
+		bu(&p[12 + 2 * i], &nsec[i]);
+	}
+	return run(t, S_INODE_PUT, p, NULL);
+}
+
+static int del_by_ino(struct store_txn *tt, int sid, uint64_t ino)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	MYSQL_BIND p[1];
+	bu(&p[0], &ino);
+	return run(t, sid, p, NULL);
+}
+
+static int my_inode_del(struct store_txn *tt, uint64_t ino)
+{
+	return del_by_ino(tt, S_INODE_DEL, ino);
+}
+
+/* ---------------------------------------------------------------- whole-store reads */
+
+/* Runs one query of a scan in a read transaction of its own, again when
+ * the connection was lost, so that a long scan survives a failover. */
+static int read_batch(struct my_store *s, int sid, MYSQL_BIND *p, struct rows *out)
+{
+	unsigned backoff = 10000;
+	for (int attempt = 0; attempt < 40; attempt++) {
+		struct store_txn *tt;
+		int rc = my_begin_read(&s->base, &tt);
+		if (rc)
+			return rc;
+		rc = run(MT(tt), sid, p, out);
+		my_abort(tt);
+		if (rc != MFS_ERETRY)
+			return rc;
+		mfs_sleep_us(backoff);
+		if (backoff < 1000000)
+			backoff *= 2;
+	}
+	return -EIO;
+}
+
+/* Runs one statement in a write transaction of its own, retried whole. */
+static int write_one(struct my_store *s, int sid, MYSQL_BIND *p, uint64_t *insert_id)
+{
+	unsigned backoff = 10000;
+	for (int attempt = 0; attempt < 40; attempt++) {
+		struct store_txn *tt;
+		int rc = my_begin(&s->base, &tt);
+		if (rc)
+			return rc;
+		rc = run(MT(tt), sid, p, NULL);
+		if (!rc && insert_id)
+			*insert_id = mysql_stmt_insert_id(MT(tt)->c->st[sid]);
+		if (!rc)
+			rc = my_commit(tt);
+		else
+			my_abort(tt);
+		if (rc != MFS_ERETRY)
+			return rc;
+		mfs_sleep_us(backoff);
+		if (backoff < 1000000)
+			backoff *= 2;
+	}
+	return -EIO;
+}
+
+#define SCAN_BATCH 512
+
+static int my_inode_scan(struct store *st, inode_scan_cb cb, void *arg)
+{
+	uint64_t from = 0, lim = SCAN_BATCH;
+	for (;;) {
+		MYSQL_BIND p[2];
+		bu(&p[0], &from);
+		bu(&p[1], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_INODE_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct inode_rec in = { 0 };
+			inode_from_row(&rs.r[i], &in);
+			rc = cb(arg, in.ino, &in);
+			from = in.ino + 1;
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+/* the key just after a byte string: itself with a NUL appended */
+static unsigned long next_key(unsigned char *buf, const unsigned char *k, unsigned long len)
+{
+	memcpy(buf, k, len);
+	buf[len] = 0;
+	return len + 1;
+}
+
+static int my_dirent_scan(struct store *st, dirent_scan_cb cb, void *arg)
+{
+	uint64_t parent = 0, lim = SCAN_BATCH;
+	unsigned char name[257];
+	unsigned long nlen = 0;
+	for (;;) {
+		MYSQL_BIND p[4];
+		bu(&p[0], &parent);
+		bu(&p[1], &parent);
+		bb(&p[2], name, &nlen);
+		bu(&p[3], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_DIRENT_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			struct dirent_rec d = { .ino = r->u[2], .type = (uint32_t)r->u[3], .cookie = r->u[4] };
+			rc = cb(arg, r->u[0], (const char *)r->b[1], r->len[1], &d);
+			parent = r->u[0];
+			nlen = next_key(name, r->b[1], r->len[1] > 255 ? 255 : r->len[1]);
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+static int my_names_scan(struct store *st, names_scan_cb cb, void *arg)
+{
+	uint64_t ino = 0, parent = 0, lim = SCAN_BATCH;
+	unsigned char name[257];
+	unsigned long nlen = 0;
+	for (;;) {
+		MYSQL_BIND p[6];
+		bu(&p[0], &ino);
+		bu(&p[1], &ino);
+		bu(&p[2], &parent);
+		bu(&p[3], &parent);
+		bb(&p[4], name, &nlen);
+		bu(&p[5], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_NAMES_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			rc = cb(arg, r->u[0], r->u[1], (const char *)r->b[2], r->len[2]);
+			ino = r->u[0];
+			parent = r->u[1];
+			nlen = next_key(name, r->b[2], r->len[2] > 255 ? 255 : r->len[2]);
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+static int my_xattr_scan(struct store *st, xattr_scan_cb cb, void *arg)
+{
+	uint64_t ino = 0, lim = SCAN_BATCH;
+	unsigned char name[257];
+	unsigned long nlen = 0;
+	for (;;) {
+		MYSQL_BIND p[4];
+		bu(&p[0], &ino);
+		bu(&p[1], &ino);
+		bb(&p[2], name, &nlen);
+		bu(&p[3], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_XATTR_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			rc = cb(arg, r->u[0], (const char *)r->b[1], r->len[1], r->b[2], r->len[2]);
+			ino = r->u[0];
+			nlen = next_key(name, r->b[1], r->len[1] > 255 ? 255 : r->len[1]);
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+#define DATA_BATCH 16
+
+static int my_data_scan(struct store *st, data_scan_cb cb, void *arg)
+{
+	uint64_t ino = 0, lim = DATA_BATCH;
+	for (bool more = true; more;) {
+		MYSQL_BIND p[2];
+		bu(&p[0], &ino);
+		bu(&p[1], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_INLINE_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			rc = cb(arg, rs.r[i].u[0], false, 0, rs.r[i].b[1], rs.r[i].len[1]);
+			ino = rs.r[i].u[0] + 1;
+		}
+		more = rs.n == DATA_BATCH;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
+	uint64_t idx = 0;
+	ino = 0;
+	for (;;) {
+		MYSQL_BIND p[4];
+		bu(&p[0], &ino);
+		bu(&p[1], &ino);
+		bu(&p[2], &idx);
+		bu(&p[3], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_CHUNK_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			rc = cb(arg, r->u[0], true, r->u[1], r->b[2], r->len[2]);
+			ino = r->u[0];
+			idx = r->u[1] + 1;
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < DATA_BATCH)
+			return 0;
+	}
+}
+
+/* The server keeps the secondary indexes (entries by cookie, names by
+ * inode) itself: what can be checked is the tables, with CHECK TABLE. */
+static int my_check_indexes(struct store *st, bool repair, store_issue_cb cb, void *arg)
+{
+	struct my_store *s = MS(st);
+	struct store_txn *tt;
+	int rc = my_begin_read(st, &tt);
+	if (rc)
+		return rc;
+	struct my_txn *t = MT(tt);
+	for (size_t i = 0; i < MFS_ARRAY_LEN(tables) && !rc; i++) {
+		char q[128];
+		snprintf(q, sizeof q, "CHECK TABLE `%s`", tables[i]);
+		s->statements++;
+		if (mysql_query(t->c->m, q)) {
+			rc = conn_query_error(t, "check table");
+			break;
+		}
+		MYSQL_RES *res = mysql_store_result(t->c->m);
+		MYSQL_ROW row;
+		while (res && (row = mysql_fetch_row(res))) {
+			/* Table, Op, Msg_type, Msg_text */
+			if (row[2] && row[3] && strcasecmp(row[2], "status") && strcasecmp(row[2], "note") &&
+			    strcasecmp(row[2], "info")) {
+				char what[512];
+				snprintf(what, sizeof what, "table %s: %s: %s", tables[i], row[2], row[3]);
+				cb(arg, 0, what, false);
+			}
+		}
+		if (res)
+			mysql_free_result(res);
+	}
+	my_abort(tt);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- directory entries */
+
+static int my_dirent_get(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
+			 struct dirent_rec *out)
+{
+	unsigned long l = len;
+	MYSQL_BIND p[2];
+	bu(&p[0], &parent);
+	bb(&p[1], name, &l);
+	struct row r;
+	int rc = run_one(MT(tt), S_DIRENT_GET, p, &r);
+	if (rc)
+		return rc;
+	out->ino = r.u[0];
+	out->type = (uint32_t)r.u[1];
+	out->cookie = r.u[2];
+	row_free(&r);
+	return 0;
+}
+
+static int my_dirent_put(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
+			 const struct dirent_rec *d)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long l = len;
+	uint64_t ino = d->ino, type = d->type, cookie = d->cookie;
+	MYSQL_BIND p[5];
+	bu(&p[0], &parent);
+	bb(&p[1], name, &l);
+	bu(&p[2], &ino);
+	bu(&p[3], &type);
+	bu(&p[4], &cookie);
+	return run(t, S_DIRENT_PUT, p, NULL);
+}
+
+static int my_dirent_del(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
+			 const struct dirent_rec *d)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long l = len;
+	MYSQL_BIND p[2];
+	bu(&p[0], &parent);
+	bb(&p[1], name, &l);
+	return run(t, S_DIRENT_DEL, p, NULL);
+}
+
+static int my_names_of(struct store_txn *tt, uint64_t ino, name_cb cb, void *arg)
+{
+	MYSQL_BIND p[1];
+	bu(&p[0], &ino);
+	struct rows rs = { 0 };
+	int rc = run(MT(tt), S_NAMES_OF, p, &rs);
+	for (size_t i = 0; i < rs.n && !rc; i++)
+		rc = cb(arg, rs.r[i].u[0], (const char *)rs.r[i].b[1], rs.r[i].len[1]);
+	rows_free(&rs);
+	return rc < 0 ? rc : 0;
+}
+
+static int my_dir_list(struct store_txn *tt, uint64_t parent, uint64_t from, dir_list_cb cb, void *arg)
+{
+	uint64_t lim = SCAN_BATCH;
+	for (;;) {
+		MYSQL_BIND p[3];
+		bu(&p[0], &parent);
+		bu(&p[1], &from);
+		bu(&p[2], &lim);
+		struct rows rs = { 0 };
+		int rc = run(MT(tt), S_DIR_LIST, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			struct dirent_rec d = { .ino = r->u[1], .type = (uint32_t)r->u[2], .cookie = r->u[3] };
+			rc = cb(arg, (const char *)r->b[0], r->len[0], &d);
+			from = d.cookie + 1;
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+/* ---------------------------------------------------------------- values by key */
+
+/* The one byte column of a lookup, malloc'd. */
+static int get_bytes(struct store_txn *tt, int sid, MYSQL_BIND *p, void **val, size_t *len)
+{
+	struct row r;
+	int rc = run_one(MT(tt), sid, p, &r);
+	if (rc)
+		return rc;
+	*val = r.b[0];
+	*len = r.len[0];
+	r.b[0] = NULL;
+	row_free(&r);
+	return 0;
+}
+
+static int my_xattr_get(struct store_txn *t, uint64_t ino, const char *name, void **val, size_t *len)
+{
+	unsigned long l = strlen(name);
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bb(&p[1], name, &l);
+	return get_bytes(t, S_XATTR_GET, p, val, len);
+}
+
+static int my_xattr_put(struct store_txn *tt, uint64_t ino, const char *name, const void *val, size_t len)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long l = strlen(name), vl = len;
+	MYSQL_BIND p[3];
+	bu(&p[0], &ino);
+	bb(&p[1], name, &l);
+	bb(&p[2], val, &vl);
+	return run(t, S_XATTR_PUT, p, NULL);
+}
+
+static int my_xattr_del(struct store_txn *tt, uint64_t ino, const char *name)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long l = strlen(name);
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bb(&p[1], name, &l);
+	return run(t, S_XATTR_DEL, p, NULL);
+}
+
+static int my_xattr_list(struct store_txn *tt, uint64_t ino, xattr_list_cb cb, void *arg)
+{
+	MYSQL_BIND p[1];
+	bu(&p[0], &ino);
+	struct rows rs = { 0 };
+	int rc = run(MT(tt), S_XATTR_LIST, p, &rs);
+	for (size_t i = 0; i < rs.n && !rc; i++)
+		rc = cb(arg, (const char *)rs.r[i].b[0], rs.r[i].len[0]);
+	rows_free(&rs);
+	return rc < 0 ? rc : 0;
+}
+
+static int my_inline_get(struct store_txn *t, uint64_t ino, void **val, size_t *len)
+{
+	MYSQL_BIND p[1];
+	bu(&p[0], &ino);
+	return get_bytes(t, S_INLINE_GET, p, val, len);
+}
+
+static int my_inline_put(struct store_txn *tt, uint64_t ino, const void *val, size_t len)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long vl = len;
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bb(&p[1], val, &vl);
+	return run(t, S_INLINE_PUT, p, NULL);
+}
+
+static int my_inline_del(struct store_txn *t, uint64_t ino)
+{
+	return del_by_ino(t, S_INLINE_DEL, ino);
+}
+
+static int my_chunk_get(struct store_txn *t, uint64_t ino, uint64_t idx, void **val, size_t *len)
+{
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bu(&p[1], &idx);
+	return get_bytes(t, S_CHUNK_GET, p, val, len);
+}
+
+static int my_chunk_view(struct store_txn *t, uint64_t ino, uint64_t idx,
+			 int (*fn)(void *arg, const void *rec, size_t len), void *arg)
+{
+	void *v;
+	size_t len;
+	int rc = my_chunk_get(t, ino, idx, &v, &len);
+	if (rc)
+		return rc;
+	rc = fn(arg, v, len);
+	free(v);
+	return rc;
+}
+
+static int my_chunk_put(struct store_txn *tt, uint64_t ino, uint64_t idx, const void *val, size_t len)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long vl = len;
+	MYSQL_BIND p[3];
+	bu(&p[0], &ino);
+	bu(&p[1], &idx);
+	bb(&p[2], val, &vl);
+	return run(t, S_CHUNK_PUT, p, NULL);
+}
+
+static int my_chunk_del(struct store_txn *tt, uint64_t ino, uint64_t idx)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bu(&p[1], &idx);
+	return run(t, S_CHUNK_DEL, p, NULL);
+}
+
+static int my_chunk_list(struct store_txn *tt, uint64_t ino, uint64_t from, chunk_list_cb cb, void *arg)
+{
+	uint64_t lim = 4 * SCAN_BATCH;
+	for (;;) {
+		MYSQL_BIND p[3];
+		bu(&p[0], &ino);
+		bu(&p[1], &from);
+		bu(&p[2], &lim);
+		struct rows rs = { 0 };
+		int rc = run(MT(tt), S_CHUNK_LIST, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			rc = cb(arg, rs.r[i].u[0]);
+			from = rs.r[i].u[0] + 1;
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < lim)
+			return 0;
+	}
+}
+
+/* ---------------------------------------------------------------- orphans */
+
+static int my_orphan_put(struct store_txn *tt, uint64_t ino)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	uint64_t session = MS(tt->store)->session;
+	MYSQL_BIND p[2];
+	bu(&p[0], &ino);
+	bu(&p[1], &session);
+	return run(t, S_ORPHAN_PUT, p, NULL);
+}
+
+static int my_orphan_del(struct store_txn *t, uint64_t ino)
+{
+	return del_by_ino(t, S_ORPHAN_DEL, ino);
+}
+
+static int my_orphan_list(struct store *st, ino_list_cb cb, void *arg)
+{
+	struct my_store *s = MS(st);
+	int64_t dead = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	MYSQL_BIND p[2];
+	bu(&p[0], &s->session);
+	bi(&p[1], &dead);
+	struct rows rs = { 0 };
+	int rc = read_batch(s, S_ORPHAN_LIST, p, &rs);
+	for (size_t i = 0; i < rs.n && !rc; i++)
+		rc = cb(arg, rs.r[i].u[0]);
+	rows_free(&rs);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---------------------------------------------------------------- provenance */
+
+static int my_prov_get(struct store_txn *t, const void *key, size_t klen, void **val, size_t *len, bool lock)
+{
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned long kl = klen;
+	MYSQL_BIND p[1];
+	bb(&p[0], key, &kl);
+	return get_bytes(t, lock ? S_PROV_GET_LOCK : S_PROV_GET, p, val, len);
+}
+
+static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned long kl = klen, vl = len;
+	MYSQL_BIND p[2];
+	bb(&p[0], key, &kl);
+	bb(&p[1], val, &vl);
+	return run(t, S_PROV_PUT, p, NULL);
+}
+
+static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
+			int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
+{
+	if (plen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned char lo[PROV_KEY_MAX + 1], hi[PROV_KEY_MAX];
+	memcpy(lo, prefix, plen);
+	memcpy(hi, prefix, plen);
+	unsigned long lol = plen, hil = plen;
+	while (hil > 0 && hi[hil - 1] == 0xff)
+		hil--;
+	if (hil == 0)
+		return -EINVAL;
+	hi[hil - 1]++;
+	uint64_t lim = SCAN_BATCH;
+	for (;;) {
+		MYSQL_BIND p[3];
+		bb(&p[0], lo, &lol);
+		bb(&p[1], hi, &hil);
+		bu(&p[2], &lim);
+		struct rows rs = { 0 };
+		int rc = run(MT(tt), S_PROV_SCAN, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct row *r = &rs.r[i];
+			rc = cb(arg, r->b[0], r->len[0], r->b[1], r->len[1]);
+			if (r->len[0] <= PROV_KEY_MAX)
+				lol = next_key(lo, r->b[0], r->len[0]);
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < SCAN_BATCH)
+			return 0;
+	}
+}
+
+/* ---------------------------------------------------------------- changelog */
+
+static int my_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned char *data;
+	size_t len;
+	int rc = cl_encode(rec, &data, &len);
+	if (rc)
+		return rc;
+	unsigned long l = len;
+	MYSQL_BIND p[1];
+	bb(&p[0], data, &l);
+	rc = run(t, S_LOG_APPEND, p, NULL);
+	free(data);
+	if (!rc && !t->first_seq)
+		t->first_seq = mysql_stmt_insert_id(t->c->st[S_LOG_APPEND]);
+	return rc;
+}
+
+static int my_changelog_read(struct store *st, uint64_t from, changelog_cb cb, void *arg)
+{
+	uint64_t lim = 1024;
+	for (;;) {
+		MYSQL_BIND p[2];
+		bu(&p[0], &from);
+		bu(&p[1], &lim);
+		struct rows rs = { 0 };
+		int rc = read_batch(MS(st), S_LOG_READ, p, &rs);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < rs.n && !rc; i++) {
+			struct cl_rec r;
+			if (cl_decode(rs.r[i].b[1], rs.r[i].len[1], &r)) {
+				log_error("changelog record %llu is undecodable", (unsigned long long)rs.r[i].u[0]);
+				rc = -EIO;
+				break;
+			}
+			r.seq = rs.r[i].u[0];
+			rc = cb(arg, &r);
+			from = r.seq + 1;
+		}
+		size_t n = rs.n;
+		rows_free(&rs);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		if (n < lim)
+			return 0;
+	}
+}
+
+static int my_changelog_bounds(struct store *st, uint64_t *first, uint64_t *last)
+{
+	struct rows rs = { 0 };
+	int rc = read_batch(MS(st), S_LOG_BOUNDS, NULL, &rs);
+	if (rc)
+		return rc;
+	*first = rs.n ? rs.r[0].u[0] : 0;
+	*last = rs.n ? rs.r[0].u[1] : 0;
+	rows_free(&rs);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- volume-wide */
+
+/* Blocks of inode numbers come from one counter row, each mount taking a
+ * block in a transaction of its own, so numbers are unique cluster-wide. */
+static int my_ino_alloc(struct store *st, uint64_t *out)
+{
+	struct my_store *s = MS(st);
+	if (s->readonly)
+		return -EROFS;
+	pthread_mutex_lock(&s->ino_lock);
+	int rc = 0;
+	if (s->next_ino >= s->ino_hi) {
+		uint64_t n = INO_RESERVE, hi = 0;
+		MYSQL_BIND p[1];
+		bu(&p[0], &n);
+		rc = write_one(s, S_INO_RESERVE, p, &hi);
+		if (!rc && hi < INO_RESERVE)
+			rc = -EIO;
+		if (!rc) {
+			s->ino_hi = hi;
+			s->next_ino = hi - INO_RESERVE;
+		}
+	}
+	if (!rc)
+		*out = s->next_ino++;
+	pthread_mutex_unlock(&s->ino_lock);
+	return rc;
+}
+
+static int my_super_get(struct store *st, struct superblock *sb)
+{
+	struct rows rs = { 0 };
+	int rc = read_batch(MS(st), S_SUPER_GET, NULL, &rs);
+	if (rc)
+		return rc;
+	if (!rs.n) {
+		rows_free(&rs);
+		return -ENOENT;
+	}
+	struct row *r = &rs.r[0];
+	sb->format_version = (uint32_t)r->u[0];
+	if (r->len[1] == 16)
+		memcpy(sb->uuid, r->b[1], 16);
+	sb->inline_threshold = (uint32_t)r->u[2];
+	sb->chunk_size = (uint32_t)r->u[3];
+	sb->created_ns = (int64_t)r->u[4];
+	rows_free(&rs);
+	return 0;
+}
+
+static int my_super_put(struct store *st, const struct superblock *sb)
+{
+	uint64_t fv = sb->format_version, it = sb->inline_threshold, cs = sb->chunk_size;
+	int64_t created = sb->created_ns;
+	unsigned long ul = 16;
+	MYSQL_BIND p[5];
+	bu(&p[0], &fv);
+	bb(&p[1], sb->uuid, &ul);
+	bu(&p[2], &it);
+	bu(&p[3], &cs);
+	bi(&p[4], &created);
+	return write_one(MS(st), S_SUPER_PUT, p, NULL);
+}
+
+/* Every commit is durable on the server (innodb_flush_log_at_trx_commit=1,
+ * checked at open) and, on Galera or NDB, on the other nodes. */
+static int my_sync(struct store *st)
+{
+	return 0;
+}
+
+static int my_catch_up(struct store *st)
+{
+	return 0; /* every read sees what is committed */
+}
+
+static int my_make_room(struct store *st)
+{
+	return 0;
+}
+
+/* Simple queries (not prepared: no parameters) of one row of numbers. */
+static int simple_numbers(struct my_store *s, const char *q, uint64_t *out, int n)
+{
+	struct store_txn *tt;
+	int rc = my_begin_read(&s->base, &tt);
+	if (rc)
+		return rc;
+	struct my_txn *t = MT(tt);
+	s->statements++;
+	if (mysql_query(t->c->m, q)) {
+		rc = conn_query_error(t, q);
+	} else {
+		MYSQL_RES *res = mysql_store_result(t->c->m);
+		MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+		for (int i = 0; i < n; i++)
+			out[i] = row && row[i] ? strtoull(row[i], NULL, 10) : 0;
+		if (!row)
+			rc = -ENOENT;
+		if (res)
+			mysql_free_result(res);
+	}
+	my_abort(tt);
+	return rc;
+}
+
+/* A cluster has no fixed size: like other network filesystems without a
+ * quota it reports a large one (1 PiB), less what the tables hold. The
+ * figures are refreshed at most every 30 s; the namespace asks often. */
+static int my_statfs(struct store *st, struct statvfs *out)
+{
+	struct my_store *s = MS(st);
+	int64_t now = mfs_now_ns();
+	if (now - s->statfs_ns > 30000000000LL) {
+		uint64_t v[2];
+		char q[512];
+		snprintf(q, sizeof q,
+			 "SELECT SUM(DATA_LENGTH + INDEX_LENGTH), SUM(IF(TABLE_NAME = 'inodes', TABLE_ROWS, 0)) "
+			 "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()");
+		if (simple_numbers(s, q, v, 2) == 0) {
+			s->used_bytes = v[0];
+			s->used_inodes = v[1];
+		}
+		s->statfs_ns = now;
+	}
+	const uint64_t bsize = 4096, total = (1ULL << 50) / bsize, files = 1ULL << 40;
+	uint64_t used = (s->used_bytes + bsize - 1) / bsize;
+	memset(out, 0, sizeof *out);
+	out->f_bsize = out->f_frsize = bsize;
+	out->f_blocks = total;
+	out->f_bfree = out->f_bavail = used < total ? total - used : 0;
+	out->f_files = files;
+	out->f_ffree = out->f_favail = files - s->used_inodes;
+	out->f_namemax = MFS_NAME_MAX;
+	return 0;
+}
+
+static int my_describe(struct store *st, int (*emit)(void *, const char *, const char *), void *arg)
+{
+	struct my_store *s = MS(st);
+	char num[64], hp[300];
+	int rc = emit(arg, "store", "mysql");
+	int h = s->cur_host;
+	snprintf(hp, sizeof hp, "%s:%u", s->hosts[h].name, s->hosts[h].port);
+	if (!rc)
+		rc = emit(arg, "mysql.host", hp);
+	if (!rc)
+		rc = emit(arg, "mysql.database", s->db);
+	struct store_txn *tt;
+	if (!rc && my_begin_read(st, &tt) == 0) {
+		const char *ver = mysql_get_server_info(MT(tt)->c->m);
+		rc = emit(arg, "mysql.server_version", ver ? ver : "");
+		my_abort(tt);
+	}
+	for (size_t i = 0; i < MFS_ARRAY_LEN(tables) && !rc; i++) {
+		char q[512], key[64];
+		uint64_t v[3];
+		snprintf(q, sizeof q,
+			 "SELECT TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH, 0 FROM information_schema.TABLES "
+			 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '%s'", tables[i]);
+		if (simple_numbers(s, q, v, 3))
+			continue;
+		snprintf(key, sizeof key, "mysql.%s.rows_estimate", tables[i]);
+		snprintf(num, sizeof num, "%llu", (unsigned long long)v[0]);
+		rc = emit(arg, key, num);
+		snprintf(key, sizeof key, "mysql.%s.bytes", tables[i]);
+		snprintf(num, sizeof num, "%llu", (unsigned long long)v[1]);
+		if (!rc)
+			rc = emit(arg, key, num);
+	}
+	struct { const char *k; uint64_t v; } counts[] = {
+		{ "mysql.statements", s->statements },
+		{ "mysql.retries", s->retries },
+		{ "mysql.failovers", s->failovers },
+	};
+	for (size_t i = 0; i < MFS_ARRAY_LEN(counts) && !rc; i++) {
+		snprintf(num, sizeof num, "%llu", (unsigned long long)counts[i].v);
+		rc = emit(arg, counts[i].k, num);
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+static int session_beat(struct my_store *s)
+{
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	unsigned long hl = strlen(host);
+	uint64_t pid = (uint64_t)getpid();
+	int64_t now = mfs_now_ns();
+	MYSQL_BIND p[4];
+	bu(&p[0], &s->session);
+	bb(&p[1], host, &hl);
+	bu(&p[2], &pid);
+	bi(&p[3], &now);
+	return write_one(s, S_SESSION_PUT, p, NULL);
+}
+
+/* Keeps this mount's session alive, so that no other mount takes its open
+ * unlinked files for a crash's leftovers. */
+static void *heartbeat_main(void *arg)
+{
+	struct my_store *s = arg;
+	pthread_mutex_lock(&s->hb_lock);
+	while (!s->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += HEARTBEAT_S;
+		pthread_cond_timedwait(&s->hb_cond, &s->hb_lock, &until);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->hb_lock);
+		if (session_beat(s))
+			log_warn("%s: cannot refresh this mount's session", s->base.spec);
+		pthread_mutex_lock(&s->hb_lock);
+	}
+	pthread_mutex_unlock(&s->hb_lock);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- open and close */
+
+static void my_close(struct store *st)
+{
+	struct my_store *s = MS(st);
+	if (!s)
+		return;
+	if (s->heartbeat_running) {
+		pthread_mutex_lock(&s->hb_lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->hb_cond);
+		pthread_mutex_unlock(&s->hb_lock);
+		pthread_join(s->heartbeat, NULL);
+		MYSQL_BIND p[1];
+		bu(&p[0], &s->session);
+		if (write_one(s, S_SESSION_DEL, p, NULL))
+			log_warn("%s: cannot end this mount's session", st->spec);
+	}
+	for (int i = 0; i < s->nidle; i++)
+		conn_close(s->idle[i]);
+	for (int i = 0; i < s->nhosts; i++)
+		free(s->hosts[i].name);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_mutex_destroy(&s->ino_lock);
+	pthread_mutex_destroy(&s->hb_lock);
+	pthread_cond_destroy(&s->hb_cond);
+	if (s->password)
+		memset(s->password, 0, strlen(s->password));
+	free(s->user);
+	free(s->password);
+	free(s->db);
+	free(s->engine);
+	free(s->ssl_ca);
+	free(s->ssl_cert);
+	free(s->ssl_key);
+	free(s->base.spec);
+	free(s);
+}
+
+static const struct store_ops mysql_ops = {
+	.name = "mysql",
+	.begin = my_begin,
+	.begin_read = my_begin_read,
+	.commit = my_commit,
+	.abort = my_abort,
+	.lock_global = my_lock_global,
+	.inode_get = my_inode_get,
+	.inode_put = my_inode_put,
+	.inode_del = my_inode_del,
+	.inode_scan = my_inode_scan,
+	.dirent_scan = my_dirent_scan,
+	.data_scan = my_data_scan,
+	.xattr_scan = my_xattr_scan,
+	.names_scan = my_names_scan,
+	.check_indexes = my_check_indexes,
+	.dirent_get = my_dirent_get,
+	.dirent_put = my_dirent_put,
+	.dirent_del = my_dirent_del,
+	.names_of = my_names_of,
+	.dir_list = my_dir_list,
+	.xattr_get = my_xattr_get,
+	.xattr_put = my_xattr_put,
+	.xattr_del = my_xattr_del,
+	.xattr_list = my_xattr_list,
+	.inline_get = my_inline_get,
+	.inline_put = my_inline_put,
+	.inline_del = my_inline_del,
+	.chunk_get = my_chunk_get,
+	.chunk_view = my_chunk_view,
+	.chunk_put = my_chunk_put,
+	.chunk_del = my_chunk_del,
+	.chunk_list = my_chunk_list,
+	.orphan_put = my_orphan_put,
+	.orphan_del = my_orphan_del,
+	.orphan_list = my_orphan_list,
+	.prov_get = my_prov_get,
+	.prov_put = my_prov_put,
+	.prov_scan = my_prov_scan,
+	.changelog_append = my_changelog_append,
+	.changelog_read = my_changelog_read,
+	.changelog_bounds = my_changelog_bounds,
+	.ino_alloc = my_ino_alloc,
+	.super_get = my_super_get,
+	.super_put = my_super_put,
+	.sync = my_sync,
+	.catch_up = my_catch_up,
+	.statfs = my_statfs,
+	.make_room = my_make_room,
+	.describe = my_describe,
+	.close = my_close,
+};
+
+static char *dup_range(const char *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+static int url_decode(char *s)
+{
+	char *q = s;
+	for (char *p = s; *p; p++) {
+		if (*p == '%') {
+			if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+				return -1;
+			char hex[3] = { p[1], p[2], 0 };
+			*q++ = (char)strtol(hex, NULL, 16);
+			p += 2;
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q = 0;
+	return 0;
+}
+
+static int read_password_file(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "password file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	char line[1024];
+	if (!fgets(line, sizeof line, f))
+		line[0] = 0;
+	fclose(f);
+	line[strcspn(line, "\r\n")] = 0;
+	*out = strdup(line);
+	memset(line, 0, sizeof line);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* mysql://user@host[:port][,host[:port]...]/db[?k=v&...] */
+static int parse_url(struct my_store *s, const char *url, char *err, size_t errlen)
+{
+	const char *p = url + 8;
+	const char *at = strchr(p, '@'), *slash = strchr(p, '/');
+	if (!at || !slash || at > slash) {
+		snprintf(err, errlen, "%s: expected mysql://USER@HOST[:PORT][,HOST2...]/DATABASE", url);
+		return -EINVAL;
+	}
+	if (memchr(p, ':', (size_t)(at - p))) {
+		snprintf(err, errlen, "%s: a password does not belong in the URL (it shows in /proc/mounts); "
+			 "set METAFS_MYSQL_PASSWORD or add ?password_file=PATH", url);
+		return -EINVAL;
+	}
+	s->user = dup_range(p, (size_t)(at - p));
+	const char *hosts = at + 1;
+	for (const char *h = hosts; h < slash;) {
+		const char *end = memchr(h, ',', (size_t)(slash - h));
+		if (!end)
+			end = slash;
+		const char *colon = memchr(h, ':', (size_t)(end - h));
+		if (s->nhosts == MAX_HOSTS) {
+			snprintf(err, errlen, "%s: at most %d hosts", url, MAX_HOSTS);
+			return -EINVAL;
+		}
+		struct my_host *mh = &s->hosts[s->nhosts];
+		mh->name = dup_range(h, (size_t)((colon ? colon : end) - h));
+		mh->port = 3306;
+		if (colon) {
+			char *e;
+			unsigned long port = strtoul(colon + 1, &e, 10);
+			if (e != end || port == 0 || port > 65535) {
+				snprintf(err, errlen, "%s: bad port in '%.*s'", url, (int)(end - h), h);
+				free(mh->name);
+				return -EINVAL;
+			}
+			mh->port = (unsigned)port;
+		}
+		if (!mh->name[0]) {
+			free(mh->name);
+			snprintf(err, errlen, "%s: an empty host name", url);
+			return -EINVAL;
+		}
+		s->nhosts++;
+		h = end + (end < slash);
+	}
+	if (!s->nhosts) {
+		snprintf(err, errlen, "%s: no host", url);
+		return -EINVAL;
+	}
+	const char *q = strchr(slash, '?');
+	s->db = dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
+	if (!s->db[0] || strlen(s->db) > 64) {
+		snprintf(err, errlen, "%s: the database name must be 1 to 64 characters", url);
+		return -EINVAL;
+	}
+	for (const char *c = s->db; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '$') {
+			snprintf(err, errlen, "%s: the database name may hold letters, digits, '_' and '$' only", url);
+			return -EINVAL;
+		}
+	s->engine = strdup("InnoDB");
+	s->connect_wait_s = 30;
+	char *pwfile = NULL;
+	int rc = 0;
+	if (q) {
+		char *opts = strdup(q + 1), *save = NULL;
+		for (char *kv = strtok_r(opts, "&", &save); kv && !rc; kv = strtok_r(NULL, "&", &save)) {
+			char *eq = strchr(kv, '=');
+			char *v = eq ? eq + 1 : (char *)"";
+			if (eq)
+				*eq = 0;
+			if (url_decode(v)) {
+				snprintf(err, errlen, "%s: bad %%-escape in option %s", url, kv);
+				rc = -EINVAL;
+			} else if (!strcmp(kv, "engine")) {
+				bool ok = *v != 0;
+				for (const char *c = v; *c; c++)
+					ok = ok && (isalnum((unsigned char)*c) || *c == '_');
+				if (!ok) {
+					snprintf(err, errlen, "%s: bad engine name '%s'", url, v);
+					rc = -EINVAL;
+				}
+				free(s->engine);
+				s->engine = strdup(v);
+			} else if (!strcmp(kv, "password_file")) {
+				free(pwfile);
+				pwfile = strdup(v);
+			} else if (!strcmp(kv, "ssl_ca")) {
+				s->ssl_ca = strdup(v);
+			} else if (!strcmp(kv, "ssl_cert")) {
+				s->ssl_cert = strdup(v);
+			} else if (!strcmp(kv, "ssl_key")) {
+				s->ssl_key = strdup(v);
+			} else if (!strcmp(kv, "tls")) {
+				if (!strcmp(v, "required")) {
+					s->tls = true;
+				} else if (!strcmp(v, "verify")) {
+					s->tls = s->tls_verify = true;
+				} else {
+					snprintf(err, errlen, "%s: tls=%s: use tls=required or tls=verify", url, v);
+					rc = -EINVAL;
+				}
+			} else if (!strcmp(kv, "connect_wait")) {
+				char *e;
+				unsigned long w = strtoul(v, &e, 10);
+				if (*e || !*v || w > 3600) {
+					snprintf(err, errlen, "%s: connect_wait=%s: seconds, 0 to 3600", url, v);
+					rc = -EINVAL;
+				}
+				s->connect_wait_s = (unsigned)w;
+			} else {
+				snprintf(err, errlen, "%s: unknown option '%s' (known: engine, password_file, ssl_ca, "
+					 "ssl_cert, ssl_key, tls, connect_wait)", url, kv);
+				rc = -EINVAL;
+			}
+		}
+		free(opts);
+	}
+	if (!rc && pwfile)
+		rc = read_password_file(pwfile, &s->password, err, errlen);
+	else if (!rc && getenv("METAFS_MYSQL_PASSWORD"))
+		s->password = strdup(getenv("METAFS_MYSQL_PASSWORD"));
+	free(pwfile);
+	return rc;
+}
+
+/* Creates the database if needed and the tables; refuses a database that
+ * holds a volume already. */
+static int create_schema(struct my_store *s, char *err, size_t errlen)
+{
+	struct my_conn *c;
+	int rc = conn_open(s, false, &c, err, errlen);
+	if (rc)
+		return rc == -EIO ? -ECONNREFUSED : rc;
+	char q[1024];
+	snprintf(q, sizeof q, "CREATE DATABASE IF NOT EXISTS `%s`", s->db);
+	if (mysql_query(c->m, q) || mysql_select_db(c->m, s->db)) {
+		snprintf(err, errlen, "cannot create database %s: %s", s->db, mysql_error(c->m));
+		conn_close(c);
+		return -EACCES;
+	}
+	if (mysql_query(c->m, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+			      "AND TABLE_NAME = 'super'")) {
+		snprintf(err, errlen, "%s", mysql_error(c->m));
+		conn_close(c);
+		return -EIO;
+	}
+	MYSQL_RES *res = mysql_store_result(c->m);
+	bool exists = res && mysql_num_rows(res) > 0;
+	if (res)
+		mysql_free_result(res);
+	if (exists) {
+		snprintf(err, errlen, "database %s already holds a metafs volume; pick another database", s->db);
+		conn_close(c);
+		return -EEXIST;
+	}
+	for (size_t i = 0; i < MFS_ARRAY_LEN(schema); i++) {
+		snprintf(q, sizeof q, schema[i], s->engine);
+		if (mysql_query(c->m, q)) {
+			snprintf(err, errlen, "cannot create the tables in %s (ENGINE=%s): %s", s->db, s->engine,
+				 mysql_error(c->m));
+			conn_close(c);
+			return -EIO;
+		}
+	}
+	snprintf(q, sizeof q, "INSERT INTO counters (name, value) VALUES ('inohi', %d), ('schema', %d)",
+		 MFS_ROOT_INO + 1, SCHEMA_VERSION);
+	if (mysql_query(c->m, q) || mysql_commit(c->m)) {
+		snprintf(err, errlen, "cannot write to %s: %s", s->db, mysql_error(c->m));
+		conn_close(c);
+		return -EIO;
+	}
+	conn_close(c);
+	return 0;
+}
+
+/* Warns when the server does not make each commit durable. */
+static void check_durability(struct my_store *s)
+{
+	uint64_t v = 1;
+	if (simple_numbers(s, "SELECT @@innodb_flush_log_at_trx_commit", &v, 1) == 0 && v != 1 &&
+	    !strcasecmp(s->engine, "InnoDB"))
+		log_warn("%s: the server has innodb_flush_log_at_trx_commit=%llu: a commit may be lost "
+			 "to a power cut of the server unless the cluster holds a copy",
+			 s->base.spec, (unsigned long long)v);
+}
+
+int mysql_store_open(const char *url, int flags, struct store **out, char *err, size_t errlen)
+{
+	pthread_once(&lib_once, lib_init);
+	struct my_store *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &mysql_ops;
+	s->base.spec = strdup(url);
+	s->readonly = flags & STORE_OPEN_READONLY;
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_mutex_init(&s->ino_lock, NULL);
+	pthread_mutex_init(&s->hb_lock, NULL);
+	pthread_cond_init(&s->hb_cond, NULL);
+	int rc = parse_url(s, url, err, errlen);
+	if (!rc && (flags & STORE_OPEN_CREATE))
+		rc = create_schema(s, err, errlen);
+	struct my_conn *c = NULL;
+	if (!rc) {
+		rc = conn_open(s, true, &c, err, errlen);
+		if (rc == -ENOENT)
+			snprintf(err, errlen, "database %s does not exist (create a volume with: metafs format %s)",
+				 s->db, url);
+		else if (rc == -EIO)
+			rc = -ECONNREFUSED;
+	}
+	if (!rc) {
+		if (mysql_query(c->m, "SELECT value FROM counters WHERE name = 'schema'")) {
+			unsigned e = mysql_errno(c->m);
+			snprintf(err, errlen, "database %s holds no metafs volume (create one with: metafs format %s)",
+				 s->db, url);
+			rc = e == ER_NO_SUCH_TABLE ? -ENOENT : -EIO;
+		} else {
+			MYSQL_RES *res = mysql_store_result(c->m);
+			MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+			long v = row && row[0] ? atol(row[0]) : 0;
+			if (res)
+				mysql_free_result(res);
+			mysql_rollback(c->m);
+			if (v != SCHEMA_VERSION) {
+				snprintf(err, errlen, "database %s has metafs schema version %ld; this metafs uses %d",
+					 s->db, v, SCHEMA_VERSION);
+				rc = -EPROTO;
+			}
+		}
+		conn_put(s, c, rc != 0);
+	}
+	if (!rc && !s->readonly) {
+		RAND_bytes((unsigned char *)&s->session, sizeof s->session);
+		s->session >>= 1; /* fits a signed column too */
+		if (!s->session)
+			s->session = 1;
+		rc = session_beat(s);
+		if (rc)
+			snprintf(err, errlen, "cannot register this mount in %s: %s", s->db, strerror(-rc));
+		else if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) == 0)
+			s->heartbeat_running = true;
+		else
+			rc = -EAGAIN;
+	}
+	if (rc) {
+		my_close(&s->base);
+		return rc;
+	}
+	check_durability(s);
+	*out = &s->base;
+	return 0;
+}
