@@ -19,6 +19,27 @@
  * a batch this size still commits in about a second at a million files */
 #define BATCH 40000
 
+/* How long a missing changelog id may still turn up. In a cluster store
+ * ids are handed out when a record is written and become visible when its
+ * transaction commits, so a later id can be seen first; a missing id is
+ * waited for this long, then taken for a transaction that rolled back (or
+ * an id the server skipped). */
+#define HOLE_SETTLE_NS (15 * 1000000000LL)
+/* METAFS_CHANGELOG_SETTLE_MS overrides it (a cluster with slow commits
+ * wants more, a test less) */
+static int64_t hole_settle_ns(void)
+{
+	const char *e = getenv("METAFS_CHANGELOG_SETTLE_MS");
+	char *end;
+	long long ms = e && *e ? strtoll(e, &end, 10) : -1;
+	return ms >= 0 && e && !*end ? ms * 1000000LL : HOLE_SETTLE_NS;
+}
+
+struct hole {
+	uint64_t lo, hi; /* ids lo..hi not seen */
+	int64_t seen_ns; /* when first noticed (monotonic) */
+};
+
 struct indexer {
 	struct mfs_volume *v;
 	struct idx_backend *be;
@@ -26,6 +47,13 @@ struct indexer {
 	dev_t dev;
 	ino_t file_ino;
 	uint64_t cursor;
+	/* past the cursor: holes waited for, and the records already
+	 * applied beyond the first of them (sorted) */
+	struct hole *holes;
+	size_t nholes, capholes;
+	uint64_t *done;
+	size_t ndone, capdone;
+	int64_t settle_ns;
 };
 
 void indexer_default_path(const char *volume, char *out, size_t len)
@@ -525,6 +553,12 @@ struct batch {
 	uint64_t last_seq;
 	size_t records;
 	size_t max;
+	struct indexer *ix;
+	uint64_t expect; /* the id that should come next */
+	uint64_t first; /* the oldest id the store still holds */
+	int rc;
+	uint64_t *applied; /* ids applied in this batch */
+	size_t napplied, capapplied;
 };
 
 static size_t *slot_of(struct batch *b, uint64_t ino)
@@ -565,9 +599,89 @@ static int want(struct batch *b, uint64_t ino, uint64_t version, bool moved)
 	return 0;
 }
 
+static bool done_has(const struct indexer *ix, uint64_t seq)
+{
+	size_t lo = 0, hi = ix->ndone;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ix->done[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ix->ndone && ix->done[lo] == seq;
+}
+
+/* Notes ids lo..hi as missing, keeping when each was first missed. */
+static int hole_note(struct indexer *ix, uint64_t lo, uint64_t hi)
+{
+	for (size_t i = 0; i < ix->nholes; i++) {
+		struct hole *h = &ix->holes[i];
+		if (h->hi < lo || h->lo > hi)
+			continue;
+		/* already known in part: the ids outside it are new */
+		int rc = 0;
+		if (lo < h->lo)
+			rc = hole_note(ix, lo, h->lo - 1);
+		if (!rc && hi > h->hi)
+			rc = hole_note(ix, h->hi + 1, hi);
+		return rc;
+	}
+	if (mfs_array_reserve(&ix->holes, &ix->capholes, ix->nholes, sizeof *ix->holes))
+		return -ENOMEM;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ix->holes[ix->nholes++] = (struct hole){ lo, hi, now.tv_sec * 1000000000LL + now.tv_nsec };
+	return 0;
+}
+
+/* A record seen: it fills whatever hole held its id. */
+static int hole_fill(struct indexer *ix, uint64_t seq)
+{
+	for (size_t i = 0; i < ix->nholes; i++) {
+		struct hole *h = &ix->holes[i];
+		if (seq < h->lo || seq > h->hi)
+			continue;
+		if (h->lo == h->hi) {
+			ix->holes[i] = ix->holes[--ix->nholes];
+		} else if (seq == h->lo) {
+			h->lo++;
+		} else if (seq == h->hi) {
+			h->hi--;
+		} else {
+			struct hole upper = { seq + 1, h->hi, h->seen_ns };
+			h->hi = seq - 1;
+			if (mfs_array_reserve(&ix->holes, &ix->capholes, ix->nholes, sizeof *ix->holes))
+				return -ENOMEM;
+			ix->holes[ix->nholes++] = upper;
+		}
+		return 0;
+	}
+	return 0;
+}
+
 static int collect(void *arg, const struct cl_rec *r)
 {
 	struct batch *b = arg;
+	struct indexer *ix = b->ix;
+	if (r->seq > b->expect && r->seq - 1 >= b->first) {
+		uint64_t lo = b->expect > b->first ? b->expect : b->first;
+		if ((b->rc = hole_note(ix, lo, r->seq - 1)))
+			return b->rc;
+	}
+	if (r->seq >= b->expect)
+		b->expect = r->seq + 1;
+	if ((b->rc = hole_fill(ix, r->seq)))
+		return b->rc;
+	if (done_has(ix, r->seq)) {
+		/* applied in an earlier batch, while an older id was awaited */
+		b->last_seq = r->seq;
+		b->records++;
+		return b->records >= b->max ? 1 : 0;
+	}
+	if (mfs_array_reserve(&b->applied, &b->capapplied, b->napplied, sizeof *b->applied))
+		return b->rc = -ENOMEM;
+	b->applied[b->napplied++] = r->seq;
 	if (r->op == CL_PROCESS || r->op == CL_USED) {
 		/* no document changes: a use is found from the version it used */
 		b->last_seq = r->seq;
@@ -747,6 +861,56 @@ static int apply_batch(struct indexer *ix, const struct batch *b)
 	return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The cursor this batch may commit: the last id read, or, while an older
+ * id is still awaited, the one before it. Records applied past it are
+ * remembered so that reading them again applies nothing twice. */
+static int settle(struct indexer *ix, struct batch *b, uint64_t *safe)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	for (size_t i = 0; i < ix->nholes;) {
+		struct hole *h = &ix->holes[i];
+		if (now - h->seen_ns >= ix->settle_ns || h->hi < b->first) {
+			ix->holes[i] = ix->holes[--ix->nholes];
+			continue;
+		}
+		if (h->lo <= *safe)
+			*safe = h->lo - 1;
+		i++;
+	}
+	if (*safe >= b->last_seq)
+		return 0;
+	for (size_t i = 0; i < b->napplied; i++) {
+		if (b->applied[i] <= *safe)
+			continue;
+		if (mfs_array_reserve(&ix->done, &ix->capdone, ix->ndone, sizeof *ix->done))
+			return -ENOMEM;
+		ix->done[ix->ndone++] = b->applied[i];
+	}
+	if (ix->ndone)
+		qsort(ix->done, ix->ndone, sizeof *ix->done, cmp_u64);
+	return 0;
+}
+
+/* Drops what the cursor has passed (all, after a rebuild). */
+static void forget_beyond(struct indexer *ix, bool all)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < ix->ndone; i++)
+		if (!all && ix->done[i] > ix->cursor)
+			ix->done[k++] = ix->done[i];
+	ix->ndone = k;
+	if (all)
+		ix->nholes = 0;
+}
+
 int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 {
 	struct store *s = ix->v->store;
@@ -768,22 +932,37 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 	 * (read outside, records between the two cursors would be skipped). */
 	if ((rc = ix->be->ops->begin(ix->be)))
 		return rc;
-	struct batch b = { .max = max ? max : BATCH };
+	struct batch b = { .max = max ? max : BATCH, .ix = ix, .first = first };
+	uint64_t before = ix->cursor;
 	rc = ix->be->ops->cursor(ix->be, &ix->cursor);
+	if (!rc && ix->cursor != before)
+		forget_beyond(ix, true); /* a rebuild brought its own cursor */
+	b.expect = ix->cursor + 1;
 	if (!rc)
 		rc = s->ops->changelog_read(s, ix->cursor + 1, collect, &b);
-	if (!rc && b.records)
+	if (!rc)
+		rc = b.rc;
+	if (!rc && b.records && b.napplied)
 		rc = apply_batch(ix, &b);
+	uint64_t safe = b.last_seq;
 	if (!rc && b.records)
-		rc = ix->be->ops->commit(ix->be, b.last_seq);
+		rc = settle(ix, &b, &safe);
+	if (!rc && b.records && safe > ix->cursor)
+		rc = ix->be->ops->commit(ix->be, safe);
+	else if (!rc && b.records && b.napplied)
+		/* applied, but an older id is still awaited: the cursor stays */
+		rc = ix->be->ops->commit(ix->be, ix->cursor);
 	else
 		ix->be->ops->rollback(ix->be);
 	if (!rc && b.records) {
-		ix->cursor = b.last_seq;
-		*applied = b.records;
+		if (safe > ix->cursor)
+			ix->cursor = safe;
+		forget_beyond(ix, false);
+		*applied = b.napplied;
 	}
 	free(b.v);
 	free(b.slot);
+	free(b.applied);
 	return rc;
 }
 
@@ -1192,6 +1371,7 @@ int indexer_open(struct mfs_volume *v, const char *path, struct indexer **out,
 	struct indexer *ix = calloc(1, sizeof *ix);
 	if (!ix)
 		return -ENOMEM;
+	ix->settle_ns = hole_settle_ns();
 	ix->v = v;
 	ix->path = strdup(path);
 	int rc = ix->path ? open_or_rebuild(ix, progress, arg) : -ENOMEM;
@@ -1222,6 +1402,8 @@ void indexer_close(struct indexer *ix)
 {
 	if (!ix)
 		return;
+	free(ix->holes);
+	free(ix->done);
 	if (ix->be)
 		ix->be->ops->close(ix->be);
 	free(ix->path);

@@ -124,6 +124,79 @@ static bool found(struct results *r, const char *path)
 	return false;
 }
 
+/* A raw change of an xattr with its changelog record, in a transaction
+ * left open: a cluster store hands out the record's id now, and makes it
+ * visible at commit. */
+static struct store_txn *open_change(struct mfs_volume *v, uint64_t ino, const char *xname, uint64_t *seq_before)
+{
+	struct store *s = v->store;
+	uint64_t first;
+	s->ops->changelog_bounds(s, &first, seq_before);
+	struct store_txn *t;
+	if (s->ops->begin(s, &t))
+		return NULL;
+	struct inode_rec in;
+	s->ops->inode_get(t, ino, &in, true);
+	in.version++;
+	s->ops->inode_put(t, &in);
+	s->ops->xattr_put(t, ino, xname, "", 0);
+	struct cl_rec r = { .op = CL_SETXATTR, .ino = ino, .version = in.version, .mode = in.mode,
+			    .nlink = in.nlink, .xname = xname, .xname_len = (uint32_t)strlen(xname) };
+	s->ops->changelog_append(t, &r);
+	return t;
+}
+
+/* Ids that become visible out of order (the MySQL store's AUTO_INCREMENT
+ * ids, committed in another order), and ids that never do (a rollback). */
+static void test_late_ids(struct mfs_volume *v, const char *ipath)
+{
+	setenv("METAFS_CHANGELOG_SETTLE_MS", "1500", 1);
+	struct indexer *ix;
+	CHECK_RC(indexer_open(v, ipath, &ix, NULL, NULL), 0, "open the index again, with a short settle time");
+	uint64_t a = mkfile(v, MFS_ROOT_INO, "late-a.txt"), b = mkfile(v, MFS_ROOT_INO, "late-b.txt");
+	catch_up(ix);
+	uint64_t before;
+	struct store_txn *ta = open_change(v, a, "user.tag.late", &before);
+	xset(v, b, "user.tag.early", "");
+	catch_up(ix);
+	struct results r;
+	query(ipath, "tag:early", &r);
+	CHECK(r.n == 1, "a change committed after an open one is applied (%d)", r.n);
+	uint64_t first, last;
+	if (!strcmp(v->store->ops->name, "mysql")) {
+		CHECK(indexer_cursor(ix) <= before, "the cursor stays before the open transaction's id (%llu, %llu)",
+		      (unsigned long long)indexer_cursor(ix), (unsigned long long)before);
+	} else {
+		/* the embedded store numbers records at commit: no late ids */
+		v->store->ops->changelog_bounds(v->store, &first, &last);
+		CHECK(indexer_cursor(ix) == last, "the cursor passes the committed change (%llu of %llu)",
+		      (unsigned long long)indexer_cursor(ix), (unsigned long long)last);
+	}
+	CHECK_RC(v->store->ops->commit(ta), 0, "the older transaction commits");
+	catch_up(ix);
+	query(ipath, "tag:late", &r);
+	CHECK(r.n == 1 && !strcmp(r.paths[0], "/late-a.txt"), "its record, visible late, is applied (%d)", r.n);
+	v->store->ops->changelog_bounds(v->store, &first, &last);
+	CHECK(indexer_cursor(ix) == last, "the cursor then passes both (%llu of %llu)",
+	      (unsigned long long)indexer_cursor(ix), (unsigned long long)last);
+
+	struct store_txn *tc = open_change(v, a, "user.tag.never", &before);
+	v->store->ops->abort(tc);
+	xset(v, b, "user.tag.after", "");
+	catch_up(ix);
+	query(ipath, "tag:after", &r);
+	CHECK(r.n == 1, "a change after a rolled-back id is applied at once (%d)", r.n);
+	mfs_sleep_us(1700000);
+	catch_up(ix);
+	v->store->ops->changelog_bounds(v->store, &first, &last);
+	CHECK(indexer_cursor(ix) == last, "a missing id is given up after the settle time (%llu of %llu)",
+	      (unsigned long long)indexer_cursor(ix), (unsigned long long)last);
+	query(ipath, "tag:never", &r);
+	CHECK(r.n == 0, "and the rolled-back change is not in the index (%d)", r.n);
+	indexer_close(ix);
+	unsetenv("METAFS_CHANGELOG_SETTLE_MS");
+}
+
 int main(void)
 {
 	char dir[256], ipath[512];
@@ -278,6 +351,7 @@ int main(void)
 	(void)bad;
 	(void)city;
 	indexer_close(ix);
+	test_late_ids(v, ipath);
 	mfs_close(v);
 	t_rmrf(dir);
 	return t_done();
