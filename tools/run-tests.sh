@@ -9,8 +9,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# the benchmark harness's quick mode is part of the suite, and needs its tools
-tools/install-deps.sh fio fsmark gnuplot-nox bindfs fuse-overlayfs || exit 1
+# the benchmark harness's quick mode is part of the suite, and needs its tools;
+# the MySQL store's tests start their own MariaDB (and Galera) servers
+tools/install-deps.sh fio fsmark gnuplot-nox bindfs fuse-overlayfs mariadb-server mariadb-client galera-4 rsync || exit 1
 passed=0
 failed=0
 skipped=0

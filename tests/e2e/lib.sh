@@ -171,8 +171,13 @@ unmount_volume() {
 }
 
 # Formats $E2E_TMP/vol and mounts it on $E2E_TMP/mnt; sets VOL and MNT.
+# Under tests/mysql/with_mariadb.sh (METAFS_TEST_MYSQL names a server), the
+# volume is a new database on that server instead.
 setup_mounted_volume() {
     VOL=$E2E_TMP/vol
+    if [ -n "${METAFS_TEST_MYSQL:-}" ]; then
+        VOL=$METAFS_TEST_MYSQL/e2e_$$_${RANDOM}
+    fi
     MNT=$E2E_TMP/mnt
     new_volume "$VOL" "$@"
     mount_volume "$VOL" "$MNT"
