@@ -275,6 +275,8 @@ static struct my_txn *MT(struct store_txn *t)
 
 /* ---------------------------------------------------------------- errors */
 
+static void conn_close(struct my_conn *c);
+
 static bool conn_error(unsigned e)
 {
 	switch (e) {
@@ -318,6 +320,15 @@ static int map_error(struct my_txn *t, unsigned e, const char *msg, const char *
 	if (conn_error(e)) {
 		t->broken = true;
 		s->retries++;
+		/* the pooled connections went to the same server: likely dead too */
+		pthread_mutex_lock(&s->pool_lock);
+		int n = s->nidle;
+		struct my_conn *idle[POOL_MAX];
+		memcpy(idle, s->idle, sizeof idle);
+		s->nidle = 0;
+		pthread_mutex_unlock(&s->pool_lock);
+		for (int i = 0; i < n; i++)
+			conn_close(idle[i]);
 		int h = t->c ? t->c->host : s->cur_host;
 		int next = (h + 1) % s->nhosts;
 		if (atomic_compare_exchange_strong(&s->cur_host, &h, next) && s->nhosts > 1) {

@@ -53,22 +53,22 @@ mariadb_stop() { # NAME
 	local f=$MARIADB_DIR/$1/daemon.pid pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
-	kill "$pid" 2>/dev/null
+	kill "$pid" 2>/dev/null || true
 	local i
 	for i in $(seq 1 200); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 	rm -f "$f"
 }
 
 mariadb_kill() { # NAME
 	local f=$MARIADB_DIR/$1/daemon.pid
 	[ -f "$f" ] || return 0
-	kill -9 "$(cat "$f")" 2>/dev/null
-	wait "$(cat "$f")" 2>/dev/null
+	kill -9 "$(cat "$f")" 2>/dev/null || true
+	wait "$(cat "$f")" 2>/dev/null || true
 	rm -f "$f"
 }
 
