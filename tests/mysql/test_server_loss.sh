@@ -25,16 +25,24 @@ must sh -c "echo first > '$MNT/first'"
 # a writer that notes each file whose creation and close succeeded
 acked=$E2E_TMP/acked
 : >"$acked"
-(
-	i=0
-	while [ ! -e "$E2E_TMP/stop" ]; do
-		i=$((i + 1))
-		if { echo "content $i" >"$MNT/f$i"; } 2>/dev/null; then
-			echo "$i" >>"$acked"
-		fi
-		sleep 0.02
-	done
-) &
+# (a shell's redirection ignores an error from close(), where the write is
+# committed: Python's close raises it)
+/usr/bin/python3 - "$MNT" "$acked" "$E2E_TMP/stop" <<'PYEOF' &
+import os, sys, time
+mnt, acked, stop = sys.argv[1:4]
+i = 0
+while not os.path.exists(stop):
+    i += 1
+    try:
+        with open(os.path.join(mnt, "f%d" % i), "w") as f:
+            f.write("content %d\n" % i)
+    except OSError:
+        pass
+    else:
+        with open(acked, "a") as a:
+            a.write("%d\n" % i)
+    time.sleep(0.02)
+PYEOF
 writer=$!
 sleep 2
 n_before=$(wc -l <"$acked")
