@@ -129,8 +129,9 @@ two_mounts() { # creations by two mounts of the MySQL volume at once
     mkdir -p "$a" "$b"
     t0=$(date +%s%N)
     /usr/bin/python3 "$tmp/ops.py" create "$a" "$n" >/dev/null &
+    local other=$!
     /usr/bin/python3 "$tmp/ops.py" create "$b" "$n" >/dev/null
-    wait
+    wait "$other"
     t1=$(date +%s%N)
     note "create-2mounts.mysql" "$(((t1 - t0) / 1000000))" "$((2 * n))"
 }
