@@ -151,7 +151,7 @@ median() {
     tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 rate() { # OPS MS
-    awk -v o="$1" -v m="$2" 'BEGIN { printf "%.0f", m > 0 ? o * 1000 / m : 0 }'
+    awk -v o="$1" -v m="$2" 'BEGIN { printf "%.0f", (m > 0 ? o * 1000 / m : 0) }'
 }
 
 echo "MySQL store (mariadbd on loopback) beside the embedded store; medians of $rounds rounds"
@@ -161,7 +161,7 @@ for w in create stat rename unlink cp-small read-small; do
     m=$(echo "${ms[$w.mysql]}" | median)
     re=$(rate "${ops[$w.embedded]}" "$e")
     rm_=$(rate "${ops[$w.mysql]}" "$m")
-    ratio=$(awk -v a="$rm_" -v b="$re" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }')
+    ratio=$(awk -v a="$rm_" -v b="$re" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
     t="-"
     [ -n "${rt[$w]:-}" ] && t=$(echo "${rt[$w]}" | median | awk '{ printf "%.2f", $1 / 100 }')
     printf '%-16s %12s %12s %8s %12s\n' "$w" "$re" "$rm_" "$ratio" "$t"
@@ -169,5 +169,5 @@ done
 one=$(rate "${ops[create.mysql]}" "$(echo "${ms[create.mysql]}" | median)")
 two=$(rate "${ops[create-2mounts.mysql]}" "$(echo "${ms[create-2mounts.mysql]}" | median)")
 printf 'two mounts creating at once: %s/s together, %s/s for one mount alone (ratio %s)\n' "$two" "$one" \
-    "$(awk -v a="$two" -v b="$one" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }')"
+    "$(awk -v a="$two" -v b="$one" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
 echo "(ops/s: creates, stats, renames, unlinks of $n names; cp-small and read-small: $small files of 1-4 KiB)"
