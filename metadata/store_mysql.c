@@ -1877,16 +1877,6 @@ static const struct store_ops mysql_ops = {
 	.close = my_close,
 };
 
-static char *dup_range(const char *p, size_t n)
-{
-	char *s = malloc(n + 1);
-	if (s) {
-		memcpy(s, p, n);
-		s[n] = 0;
-	}
-	return s;
-}
-
 static int url_decode(char *s)
 {
 	char *q = s;
@@ -1936,7 +1926,7 @@ static int parse_url(struct my_store *s, const char *url, char *err, size_t errl
 			 "set METAFS_MYSQL_PASSWORD or add ?password_file=PATH", url);
 		return -EINVAL;
 	}
-	s->user = dup_range(p, (size_t)(at - p));
+	s->user = strndup(p, (size_t)(at - p));
 	const char *hosts = at + 1;
 	for (const char *h = hosts; h < slash;) {
 		const char *end = memchr(h, ',', (size_t)(slash - h));
@@ -1948,7 +1938,7 @@ static int parse_url(struct my_store *s, const char *url, char *err, size_t errl
 			return -EINVAL;
 		}
 		struct my_host *mh = &s->hosts[s->nhosts];
-		mh->name = dup_range(h, (size_t)((colon ? colon : end) - h));
+		mh->name = strndup(h, (size_t)((colon ? colon : end) - h));
 		mh->port = 3306;
 		if (colon) {
 			char *e;
@@ -1973,7 +1963,7 @@ static int parse_url(struct my_store *s, const char *url, char *err, size_t errl
 		return -EINVAL;
 	}
 	const char *q = strchr(slash, '?');
-	s->db = dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
+	s->db = strndup(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
 	if (!s->db[0] || strlen(s->db) > 64) {
 		snprintf(err, errlen, "%s: the database name must be 1 to 64 characters", url);
 		return -EINVAL;
