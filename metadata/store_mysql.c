@@ -941,182 +941,183 @@ static int write_one(struct my_store *s, int sid, MYSQL_BIND *p, uint64_t *inser
 }
 
 #define SCAN_BATCH 512
+#define DATA_BATCH 16
+/* room for the longest key a page goes on from: a name, and the NUL after it */
+#define PAGE_KEY_MAX 256
 
-static int my_inode_scan(struct store *st, inode_scan_cb cb, void *arg)
+/*
+ * A query read page by page in key order. Its parameters, in the order of
+ * the layout: 'a', 'b' the cursor's numbers, 'k' its key bytes, 'f' a fixed
+ * number, 'h' fixed key bytes, 'l' the page size. The row function hands a
+ * row on and moves the cursor past it.
+ */
+struct page {
+	const char *layout;
+	uint64_t a, b, fixed, lim;
+	unsigned char key[PAGE_KEY_MAX + 1];
+	unsigned long klen;
+	const unsigned char *hi;
+	unsigned long hilen;
+};
+
+/* the caller's callback, whichever kind the scan takes */
+struct user_cb {
+	union {
+		inode_scan_cb inode;
+		dirent_scan_cb dirent;
+		names_scan_cb names;
+		xattr_scan_cb xattr;
+		data_scan_cb data;
+		dir_list_cb dir;
+		chunk_list_cb chunk;
+		changelog_cb log;
+		int (*prov)(void *arg, const void *key, size_t klen, const void *val, size_t len);
+	} fn;
+	void *arg;
+	bool stopped; /* the callback asked to stop */
+};
+
+typedef int (*page_row_fn)(const struct user_cb *u, struct page *pg, const struct row *r);
+
+/* the key just after a byte string: itself with a NUL appended */
+static void page_key_after(struct page *pg, const unsigned char *k, unsigned long len)
 {
-	uint64_t from = 0, lim = SCAN_BATCH;
+	if (len > PAGE_KEY_MAX - 1)
+		len = PAGE_KEY_MAX - 1;
+	memcpy(pg->key, k, len);
+	pg->key[len] = 0;
+	pg->klen = len + 1;
+}
+
+/* In transaction t, or with t NULL each page in a read transaction of its
+ * own (read_batch), so that a whole-store scan survives a failover. */
+static int paged(struct my_store *s, struct store_txn *t, int sid, struct page *pg, page_row_fn fn,
+		 struct user_cb *u)
+{
 	for (;;) {
-		MYSQL_BIND p[2];
-		bu(&p[0], &from);
-		bu(&p[1], &lim);
+		MYSQL_BIND p[8];
+		size_t np = 0;
+		for (const char *c = pg->layout; *c && np < MFS_ARRAY_LEN(p); c++, np++) {
+			switch (*c) {
+			case 'a':
+				bu(&p[np], &pg->a);
+				break;
+			case 'b':
+				bu(&p[np], &pg->b);
+				break;
+			case 'f':
+				bu(&p[np], &pg->fixed);
+				break;
+			case 'l':
+				bu(&p[np], &pg->lim);
+				break;
+			case 'k':
+				bb(&p[np], pg->key, &pg->klen);
+				break;
+			case 'h':
+				bb(&p[np], pg->hi, &pg->hilen);
+				break;
+			}
+		}
 		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_INODE_SCAN, p, &rs);
+		int rc = t ? run(MT(t), sid, p, &rs) : read_batch(s, sid, p, &rs);
 		if (rc)
 			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct inode_rec in = { 0 };
-			inode_from_row(&rs.r[i], &in);
-			rc = cb(arg, in.ino, &in);
-			from = in.ino + 1;
-		}
+		for (size_t i = 0; i < rs.n && !rc; i++)
+			rc = fn(u, pg, &rs.r[i]);
 		size_t n = rs.n;
 		rows_free(&rs);
+		if (rc > 0)
+			u->stopped = true;
 		if (rc)
 			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
+		if (n < pg->lim)
 			return 0;
 	}
 }
 
-/* the key just after a byte string: itself with a NUL appended */
-static unsigned long next_key(unsigned char *buf, const unsigned char *k, unsigned long len)
+static int inode_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
 {
-	memcpy(buf, k, len);
-	buf[len] = 0;
-	return len + 1;
+	struct inode_rec in = { 0 };
+	inode_from_row(r, &in);
+	pg->a = in.ino + 1;
+	return u->fn.inode(u->arg, in.ino, &in);
+}
+
+static int my_inode_scan(struct store *st, inode_scan_cb cb, void *arg)
+{
+	struct page pg = { .layout = "al", .lim = SCAN_BATCH };
+	struct user_cb u = { .fn.inode = cb, .arg = arg };
+	return paged(MS(st), NULL, S_INODE_SCAN, &pg, inode_scan_row, &u);
+}
+
+static int dirent_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	struct dirent_rec d = { .ino = r->u[2], .type = (uint32_t)r->u[3], .cookie = r->u[4] };
+	pg->a = r->u[0];
+	page_key_after(pg, r->b[1], r->len[1]);
+	return u->fn.dirent(u->arg, r->u[0], (const char *)r->b[1], r->len[1], &d);
 }
 
 static int my_dirent_scan(struct store *st, dirent_scan_cb cb, void *arg)
 {
-	uint64_t parent = 0, lim = SCAN_BATCH;
-	unsigned char name[257];
-	unsigned long nlen = 0;
-	for (;;) {
-		MYSQL_BIND p[4];
-		bu(&p[0], &parent);
-		bu(&p[1], &parent);
-		bb(&p[2], name, &nlen);
-		bu(&p[3], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_DIRENT_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			struct dirent_rec d = { .ino = r->u[2], .type = (uint32_t)r->u[3], .cookie = r->u[4] };
-			rc = cb(arg, r->u[0], (const char *)r->b[1], r->len[1], &d);
-			parent = r->u[0];
-			nlen = next_key(name, r->b[1], r->len[1] > 255 ? 255 : r->len[1]);
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
-			return 0;
-	}
+	struct page pg = { .layout = "aakl", .lim = SCAN_BATCH };
+	struct user_cb u = { .fn.dirent = cb, .arg = arg };
+	return paged(MS(st), NULL, S_DIRENT_SCAN, &pg, dirent_scan_row, &u);
+}
+
+static int names_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	pg->a = r->u[0];
+	pg->b = r->u[1];
+	page_key_after(pg, r->b[2], r->len[2]);
+	return u->fn.names(u->arg, r->u[0], r->u[1], (const char *)r->b[2], r->len[2]);
 }
 
 static int my_names_scan(struct store *st, names_scan_cb cb, void *arg)
 {
-	uint64_t ino = 0, parent = 0, lim = SCAN_BATCH;
-	unsigned char name[257];
-	unsigned long nlen = 0;
-	for (;;) {
-		MYSQL_BIND p[6];
-		bu(&p[0], &ino);
-		bu(&p[1], &ino);
-		bu(&p[2], &parent);
-		bu(&p[3], &parent);
-		bb(&p[4], name, &nlen);
-		bu(&p[5], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_NAMES_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			rc = cb(arg, r->u[0], r->u[1], (const char *)r->b[2], r->len[2]);
-			ino = r->u[0];
-			parent = r->u[1];
-			nlen = next_key(name, r->b[2], r->len[2] > 255 ? 255 : r->len[2]);
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
-			return 0;
-	}
+	struct page pg = { .layout = "aabbkl", .lim = SCAN_BATCH };
+	struct user_cb u = { .fn.names = cb, .arg = arg };
+	return paged(MS(st), NULL, S_NAMES_SCAN, &pg, names_scan_row, &u);
+}
+
+static int xattr_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	pg->a = r->u[0];
+	page_key_after(pg, r->b[1], r->len[1]);
+	return u->fn.xattr(u->arg, r->u[0], (const char *)r->b[1], r->len[1], r->b[2], r->len[2]);
 }
 
 static int my_xattr_scan(struct store *st, xattr_scan_cb cb, void *arg)
 {
-	uint64_t ino = 0, lim = SCAN_BATCH;
-	unsigned char name[257];
-	unsigned long nlen = 0;
-	for (;;) {
-		MYSQL_BIND p[4];
-		bu(&p[0], &ino);
-		bu(&p[1], &ino);
-		bb(&p[2], name, &nlen);
-		bu(&p[3], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_XATTR_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			rc = cb(arg, r->u[0], (const char *)r->b[1], r->len[1], r->b[2], r->len[2]);
-			ino = r->u[0];
-			nlen = next_key(name, r->b[1], r->len[1] > 255 ? 255 : r->len[1]);
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
-			return 0;
-	}
+	struct page pg = { .layout = "aakl", .lim = SCAN_BATCH };
+	struct user_cb u = { .fn.xattr = cb, .arg = arg };
+	return paged(MS(st), NULL, S_XATTR_SCAN, &pg, xattr_scan_row, &u);
 }
 
-#define DATA_BATCH 16
+static int inline_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	pg->a = r->u[0] + 1;
+	return u->fn.data(u->arg, r->u[0], false, 0, r->b[1], r->len[1]);
+}
 
+static int chunk_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	pg->a = r->u[0];
+	pg->b = r->u[1] + 1;
+	return u->fn.data(u->arg, r->u[0], true, r->u[1], r->b[2], r->len[2]);
+}
+
+/* inline data, then chunks; few records a page, chunks being large */
 static int my_data_scan(struct store *st, data_scan_cb cb, void *arg)
 {
-	uint64_t ino = 0, lim = DATA_BATCH;
-	for (bool more = true; more;) {
-		MYSQL_BIND p[2];
-		bu(&p[0], &ino);
-		bu(&p[1], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_INLINE_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			rc = cb(arg, rs.r[i].u[0], false, 0, rs.r[i].b[1], rs.r[i].len[1]);
-			ino = rs.r[i].u[0] + 1;
-		}
-		more = rs.n == DATA_BATCH;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-	}
-	uint64_t idx = 0;
-	ino = 0;
-	for (;;) {
-		MYSQL_BIND p[4];
-		bu(&p[0], &ino);
-		bu(&p[1], &ino);
-		bu(&p[2], &idx);
-		bu(&p[3], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_CHUNK_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			rc = cb(arg, r->u[0], true, r->u[1], r->b[2], r->len[2]);
-			ino = r->u[0];
-			idx = r->u[1] + 1;
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < DATA_BATCH)
-			return 0;
-	}
+	struct user_cb u = { .fn.data = cb, .arg = arg };
+	struct page in = { .layout = "al", .lim = DATA_BATCH };
+	int rc = paged(MS(st), NULL, S_INLINE_SCAN, &in, inline_scan_row, &u);
+	if (rc || u.stopped)
+		return rc;
+	struct page ch = { .layout = "aabl", .lim = DATA_BATCH };
+	return paged(MS(st), NULL, S_CHUNK_SCAN, &ch, chunk_scan_row, &u);
 }
 
 /* The server keeps the secondary indexes (entries by cookie, names by
@@ -1217,31 +1218,18 @@ static int my_names_of(struct store_txn *tt, uint64_t ino, name_cb cb, void *arg
 	return rc < 0 ? rc : 0;
 }
 
+static int dir_list_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	struct dirent_rec d = { .ino = r->u[1], .type = (uint32_t)r->u[2], .cookie = r->u[3] };
+	pg->a = d.cookie + 1;
+	return u->fn.dir(u->arg, (const char *)r->b[0], r->len[0], &d);
+}
+
 static int my_dir_list(struct store_txn *tt, uint64_t parent, uint64_t from, dir_list_cb cb, void *arg)
 {
-	uint64_t lim = SCAN_BATCH;
-	for (;;) {
-		MYSQL_BIND p[3];
-		bu(&p[0], &parent);
-		bu(&p[1], &from);
-		bu(&p[2], &lim);
-		struct rows rs = { 0 };
-		int rc = run(MT(tt), S_DIR_LIST, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			struct dirent_rec d = { .ino = r->u[1], .type = (uint32_t)r->u[2], .cookie = r->u[3] };
-			rc = cb(arg, (const char *)r->b[0], r->len[0], &d);
-			from = d.cookie + 1;
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
-			return 0;
-	}
+	struct page pg = { .layout = "fal", .fixed = parent, .a = from, .lim = SCAN_BATCH };
+	struct user_cb u = { .fn.dir = cb, .arg = arg };
+	return paged(MS(tt->store), tt, S_DIR_LIST, &pg, dir_list_row, &u);
 }
 
 /* ---------------------------------------------------------------- values by key */
@@ -1375,29 +1363,17 @@ static int my_chunk_del(struct store_txn *tt, uint64_t ino, uint64_t idx)
 	return run(t, S_CHUNK_DEL, p, NULL);
 }
 
+static int chunk_list_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	pg->a = r->u[0] + 1;
+	return u->fn.chunk(u->arg, r->u[0]);
+}
+
 static int my_chunk_list(struct store_txn *tt, uint64_t ino, uint64_t from, chunk_list_cb cb, void *arg)
 {
-	uint64_t lim = 4 * SCAN_BATCH;
-	for (;;) {
-		MYSQL_BIND p[3];
-		bu(&p[0], &ino);
-		bu(&p[1], &from);
-		bu(&p[2], &lim);
-		struct rows rs = { 0 };
-		int rc = run(MT(tt), S_CHUNK_LIST, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			rc = cb(arg, rs.r[i].u[0]);
-			from = rs.r[i].u[0] + 1;
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < lim)
-			return 0;
-	}
+	struct page pg = { .layout = "fal", .fixed = ino, .a = from, .lim = 4 * SCAN_BATCH };
+	struct user_cb u = { .fn.chunk = cb, .arg = arg };
+	return paged(MS(tt->store), tt, S_CHUNK_LIST, &pg, chunk_list_row, &u);
 }
 
 /* ---------------------------------------------------------------- orphans */
@@ -1460,43 +1436,31 @@ static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const
 	return run(t, S_PROV_PUT, p, NULL);
 }
 
+static int prov_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	if (r->len[0] <= PROV_KEY_MAX)
+		page_key_after(pg, r->b[0], r->len[0]);
+	return u->fn.prov(u->arg, r->b[0], r->len[0], r->b[1], r->len[1]);
+}
+
 static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
 			int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
 {
 	if (plen > PROV_KEY_MAX)
 		return -EINVAL;
-	unsigned char lo[PROV_KEY_MAX + 1], hi[PROV_KEY_MAX];
-	memcpy(lo, prefix, plen);
+	/* from the prefix to the prefix with its last byte below 0xff raised */
+	unsigned char hi[PROV_KEY_MAX];
 	memcpy(hi, prefix, plen);
-	unsigned long lol = plen, hil = plen;
+	unsigned long hil = plen;
 	while (hil > 0 && hi[hil - 1] == 0xff)
 		hil--;
 	if (hil == 0)
 		return -EINVAL;
 	hi[hil - 1]++;
-	uint64_t lim = SCAN_BATCH;
-	for (;;) {
-		MYSQL_BIND p[3];
-		bb(&p[0], lo, &lol);
-		bb(&p[1], hi, &hil);
-		bu(&p[2], &lim);
-		struct rows rs = { 0 };
-		int rc = run(MT(tt), S_PROV_SCAN, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct row *r = &rs.r[i];
-			rc = cb(arg, r->b[0], r->len[0], r->b[1], r->len[1]);
-			if (r->len[0] <= PROV_KEY_MAX)
-				lol = next_key(lo, r->b[0], r->len[0]);
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < SCAN_BATCH)
-			return 0;
-	}
+	struct page pg = { .layout = "khl", .lim = SCAN_BATCH, .klen = plen, .hi = hi, .hilen = hil };
+	memcpy(pg.key, prefix, plen);
+	struct user_cb u = { .fn.prov = cb, .arg = arg };
+	return paged(MS(tt->store), tt, S_PROV_SCAN, &pg, prov_scan_row, &u);
 }
 
 /* ---------------------------------------------------------------- changelog */
@@ -1521,35 +1485,23 @@ static int my_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 	return rc;
 }
 
+static int changelog_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	struct cl_rec rec;
+	if (cl_decode(r->b[1], r->len[1], &rec)) {
+		log_error("changelog record %llu is undecodable", (unsigned long long)r->u[0]);
+		return -EIO;
+	}
+	rec.seq = r->u[0];
+	pg->a = rec.seq + 1;
+	return u->fn.log(u->arg, &rec);
+}
+
 static int my_changelog_read(struct store *st, uint64_t from, changelog_cb cb, void *arg)
 {
-	uint64_t lim = 1024;
-	for (;;) {
-		MYSQL_BIND p[2];
-		bu(&p[0], &from);
-		bu(&p[1], &lim);
-		struct rows rs = { 0 };
-		int rc = read_batch(MS(st), S_LOG_READ, p, &rs);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < rs.n && !rc; i++) {
-			struct cl_rec r;
-			if (cl_decode(rs.r[i].b[1], rs.r[i].len[1], &r)) {
-				log_error("changelog record %llu is undecodable", (unsigned long long)rs.r[i].u[0]);
-				rc = -EIO;
-				break;
-			}
-			r.seq = rs.r[i].u[0];
-			rc = cb(arg, &r);
-			from = r.seq + 1;
-		}
-		size_t n = rs.n;
-		rows_free(&rs);
-		if (rc)
-			return rc < 0 ? rc : 0;
-		if (n < lim)
-			return 0;
-	}
+	struct page pg = { .layout = "al", .a = from, .lim = 1024 };
+	struct user_cb u = { .fn.log = cb, .arg = arg };
+	return paged(MS(st), NULL, S_LOG_READ, &pg, changelog_row, &u);
 }
 
 static int my_changelog_bounds(struct store *st, uint64_t *first, uint64_t *last)
