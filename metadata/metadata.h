@@ -230,6 +230,9 @@ struct store_ops {
 	int (*prov_get)(struct store_txn *t, const void *key, size_t klen, void **val, size_t *len,
 			bool lock);
 	int (*prov_put)(struct store_txn *t, const void *key, size_t klen, const void *val, size_t len);
+	/* provenance records are never deleted by the namespace: this is for
+	 * `metafs load`, which empties a target again after a failed load */
+	int (*prov_del)(struct store_txn *t, const void *key, size_t klen);
 	int (*prov_scan)(struct store_txn *t, const void *prefix, size_t plen,
 			 int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len),
 			 void *arg);
@@ -240,6 +243,17 @@ struct store_ops {
 	int (*changelog_bounds)(struct store *s, uint64_t *first, uint64_t *last);
 
 	int (*ino_alloc)(struct store *s, uint64_t *out);
+	/* The allocator's floor: every number handed out so far (inodes and
+	 * provenance processes) is below *out. A raise_to above it first
+	 * raises it, durably, so that no number below raise_to is handed out
+	 * afterwards: a volume loaded from a dump keeps the numbers it had.
+	 * raise_to 0 only reads (a read-only view can do that much). */
+	int (*ino_floor)(struct store *s, uint64_t raise_to, uint64_t *out);
+	/* How many other processes have the volume open for writing now: the
+	 * live mount sessions of a cluster volume, this process's own left
+	 * out. An embedded store opened for writing holds the volume's lock,
+	 * so 0; -EOPNOTSUPP where the store cannot tell (an embedded view). */
+	int (*writers)(struct store *s, uint64_t *n);
 	int (*super_get)(struct store *s, struct superblock *out);
 	int (*super_put)(struct store *s, const struct superblock *sb);
 	/* makes everything committed so far survive a power loss */

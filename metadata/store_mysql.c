@@ -93,6 +93,7 @@ enum {
 	S_PROV_GET_LOCK,
 	S_PROV_PUT,
 	S_PROV_SCAN,
+	S_PROV_DEL,
 	S_LOG_APPEND,
 	S_LOG_READ,
 	S_LOG_BOUNDS,
@@ -100,6 +101,9 @@ enum {
 	S_LOCK_GET,
 	S_LOCK_PUT,
 	S_INO_RESERVE,
+	S_INO_RAISE,
+	S_INO_FLOOR,
+	S_WRITERS,
 	S_SUPER_GET,
 	S_SUPER_PUT,
 	S_SESSION_PUT,
@@ -161,6 +165,7 @@ static const char *const sql[S_COUNT] = {
 	[S_PROV_GET_LOCK] = "SELECT v FROM prov WHERE k = ? FOR UPDATE",
 	[S_PROV_PUT] = "INSERT INTO prov (k, v) VALUES (?,?) ON DUPLICATE KEY UPDATE v=VALUES(v)",
 	[S_PROV_SCAN] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
+	[S_PROV_DEL] = "DELETE FROM prov WHERE k = ?",
 	[S_LOG_APPEND] = "INSERT INTO changelog (rec) VALUES (?)",
 	[S_LOG_READ] = "SELECT seq, rec FROM changelog WHERE seq >= ? ORDER BY seq LIMIT ?",
 	[S_LOG_BOUNDS] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changelog",
@@ -168,6 +173,10 @@ static const char *const sql[S_COUNT] = {
 	[S_LOCK_GET] = "SELECT name FROM locks WHERE name = ? FOR UPDATE",
 	[S_LOCK_PUT] = "INSERT INTO locks (name) VALUES (?)",
 	[S_INO_RESERVE] = "UPDATE counters SET value = LAST_INSERT_ID(value + ?) WHERE name = 'inohi'",
+	[S_INO_RAISE] = "UPDATE counters SET value = GREATEST(value, ?) WHERE name = 'inohi'",
+	[S_INO_FLOOR] = "SELECT value FROM counters WHERE name = 'inohi'",
+	/* the mounts alive now, other than this one (see SESSION_DEAD_S) */
+	[S_WRITERS] = "SELECT COUNT(*) FROM sessions WHERE id <> ? AND heartbeat_ns >= ?",
 	[S_SUPER_GET] = "SELECT format_version, uuid, inline_threshold, chunk_size, created_ns FROM super WHERE id = 1",
 	[S_SUPER_PUT] = "INSERT INTO super (id, format_version, uuid, inline_threshold, chunk_size, created_ns) "
 			"VALUES (1,?,?,?,?,?) ON DUPLICATE KEY UPDATE format_version=VALUES(format_version), "
@@ -1436,6 +1445,19 @@ static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const
 	return run(t, S_PROV_PUT, p, NULL);
 }
 
+static int my_prov_del(struct store_txn *tt, const void *key, size_t klen)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned long kl = klen;
+	MYSQL_BIND p[1];
+	bb(&p[0], key, &kl);
+	return run(t, S_PROV_DEL, p, NULL);
+}
+
 static int prov_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
 {
 	if (r->len[0] <= PROV_KEY_MAX)
@@ -1449,14 +1471,20 @@ static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
 	if (plen > PROV_KEY_MAX)
 		return -EINVAL;
 	/* from the prefix to the prefix with its last byte below 0xff raised */
-	unsigned char hi[PROV_KEY_MAX];
+	unsigned char hi[PROV_KEY_MAX + 1];
 	memcpy(hi, prefix, plen);
 	unsigned long hil = plen;
 	while (hil > 0 && hi[hil - 1] == 0xff)
 		hil--;
-	if (hil == 0)
-		return -EINVAL;
-	hi[hil - 1]++;
+	if (hil == 0) {
+		/* an empty prefix (the whole key space, as `metafs dump` reads
+		 * it) or one of 0xff bytes: nothing is above it but this, longer
+		 * than any key */
+		memset(hi, 0xff, sizeof hi);
+		hil = sizeof hi;
+	} else {
+		hi[hil - 1]++;
+	}
 	struct page pg = { .layout = "khl", .lim = SCAN_BATCH, .klen = plen, .hi = hi, .hilen = hil };
 	memcpy(pg.key, prefix, plen);
 	struct user_cb u = { .fn.prov = cb, .arg = arg };
@@ -1542,6 +1570,51 @@ static int my_ino_alloc(struct store *st, uint64_t *out)
 	if (!rc)
 		*out = s->next_ino++;
 	pthread_mutex_unlock(&s->ino_lock);
+	return rc;
+}
+
+static int my_ino_floor(struct store *st, uint64_t raise_to, uint64_t *out)
+{
+	struct my_store *s = MS(st);
+	if (raise_to && s->readonly)
+		return -EROFS;
+	pthread_mutex_lock(&s->ino_lock);
+	int rc = 0;
+	if (raise_to) {
+		MYSQL_BIND p[1];
+		bu(&p[0], &raise_to);
+		rc = write_one(s, S_INO_RAISE, p, NULL);
+		/* the rest of this mount's block may lie below the new floor:
+		 * skip it, and the next number comes from a new block */
+		if (!rc && s->next_ino < raise_to)
+			s->next_ino = raise_to < s->ino_hi ? raise_to : s->ino_hi;
+	}
+	struct rows rs = { 0 };
+	if (!rc)
+		rc = read_batch(s, S_INO_FLOOR, NULL, &rs);
+	if (!rc && rs.n != 1)
+		rc = -EIO;
+	if (!rc)
+		*out = rs.r[0].u[0];
+	rows_free(&rs);
+	pthread_mutex_unlock(&s->ino_lock);
+	return rc;
+}
+
+static int my_writers(struct store *st, uint64_t *n)
+{
+	struct my_store *s = MS(st);
+	int64_t alive = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	MYSQL_BIND p[2];
+	bu(&p[0], &s->session);
+	bi(&p[1], &alive);
+	struct rows rs = { 0 };
+	int rc = read_batch(s, S_WRITERS, p, &rs);
+	if (!rc && rs.n != 1)
+		rc = -EIO;
+	if (!rc)
+		*n = rs.r[0].u[0];
+	rows_free(&rs);
 	return rc;
 }
 
@@ -1815,10 +1888,13 @@ static const struct store_ops mysql_ops = {
 	.prov_get = my_prov_get,
 	.prov_put = my_prov_put,
 	.prov_scan = my_prov_scan,
+	.prov_del = my_prov_del,
 	.changelog_append = my_changelog_append,
 	.changelog_read = my_changelog_read,
 	.changelog_bounds = my_changelog_bounds,
 	.ino_alloc = my_ino_alloc,
+	.ino_floor = my_ino_floor,
+	.writers = my_writers,
 	.super_get = my_super_get,
 	.super_put = my_super_put,
 	.sync = my_sync,

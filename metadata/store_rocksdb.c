@@ -982,6 +982,14 @@ static int r_prov_put(struct store_txn *t, const void *key, size_t klen, const v
 	return kv_put(t, CF_META, k, prov_key(k, key, klen), val, len);
 }
 
+static int r_prov_del(struct store_txn *t, const void *key, size_t klen)
+{
+	if (klen > PROV_KEY_MAX)
+		return -EINVAL;
+	unsigned char k[PROV_KEY_MAX + 1];
+	return kv_del(t, CF_META, k, prov_key(k, key, klen));
+}
+
 struct prov_scan_arg {
 	int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len);
 	void *arg;
@@ -1117,6 +1125,53 @@ static int r_ino_alloc(struct store *st, uint64_t *out)
 		*out = s->next_ino++;
 	pthread_mutex_unlock(&s->ino_lock);
 	return rc;
+}
+
+static int r_ino_floor(struct store *st, uint64_t raise_to, uint64_t *out)
+{
+	struct rocks_store *s = RS(st);
+	char *err = NULL;
+	if (!s->tdb) {
+		if (raise_to)
+			return -EROFS;
+		/* a view: the writer's persisted reservation bounds what it
+		 * has handed out */
+		size_t vlen = 0;
+		char *v = rocksdb_get_cf(s->sdb, s->ropts, s->cf[CF_META], "M|inohi", 7, &vlen, &err);
+		if (err)
+			return map_err(err, "inode reservation");
+		*out = v && vlen == 8 ? get_be64((unsigned char *)v) : MFS_ROOT_INO + 1;
+		free(v);
+		return 0;
+	}
+	pthread_mutex_lock(&s->ino_lock);
+	int rc = 0;
+	if (raise_to > s->ino_hi) {
+		/* persisted before any number above the old floor is used, as
+		 * r_ino_alloc does for each new block */
+		unsigned char v[8];
+		put_be64(v, raise_to);
+		rocksdb_transactiondb_put_cf(s->tdb, s->wopts, s->cf[CF_META], "M|inohi", 7, (const char *)v, 8,
+					     &err);
+		rc = map_err(err, "inode reservation");
+		if (!rc)
+			s->ino_hi = raise_to;
+	}
+	if (!rc && raise_to > s->next_ino)
+		s->next_ino = raise_to;
+	if (!rc)
+		*out = s->next_ino;
+	pthread_mutex_unlock(&s->ino_lock);
+	return rc;
+}
+
+static int r_writers(struct store *st, uint64_t *n)
+{
+	/* a writer holds the volume's lock: nobody else writes */
+	if (!RS(st)->tdb)
+		return -EOPNOTSUPP;
+	*n = 0;
+	return 0;
 }
 
 #define SUPER_LEN (4 + 16 + 4 + 4 + 8)
@@ -1350,10 +1405,13 @@ static const struct store_ops rocks_ops = {
 	.prov_get = r_prov_get,
 	.prov_put = r_prov_put,
 	.prov_scan = r_prov_scan,
+	.prov_del = r_prov_del,
 	.changelog_append = r_changelog_append,
 	.changelog_read = r_changelog_read,
 	.changelog_bounds = r_changelog_bounds,
 	.ino_alloc = r_ino_alloc,
+	.ino_floor = r_ino_floor,
+	.writers = r_writers,
 	.super_get = r_super_get,
 	.super_put = r_super_put,
 	.sync = r_sync,

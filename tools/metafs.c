@@ -57,9 +57,15 @@ static void usage(FILE *f)
 	      "  indexer VOLUME|PATH [--once]\n"
 	      "                         apply the changelog to the search index (the daemon does it too)\n"
 	      "  reindex VOLUME|PATH    rebuild the search index from the metadata\n"
+	      "  dump VOLUME [-o FILE] [--json]\n"
+	      "                         write an unmounted volume whole as JSON lines\n"
+	      "  load VOLUME [-i FILE] [--json] [--no-index] [--new-uuid]\n"
+	      "                         fill a freshly formatted volume from a dump (dump and\n"
+	      "                         load move a volume between embedded and cluster stores)\n"
 	      "\n"
-	      "VOLUME is a directory holding an embedded volume; PATH may be any path\n"
-	      "inside a mounted metafs. `metafs COMMAND --help` says more.\n",
+	      "VOLUME is a directory holding an embedded volume, or mysql://USER@HOST[:PORT]/DB\n"
+	      "for a cluster volume; PATH may be any path inside a mounted metafs.\n"
+	      "`metafs COMMAND --help` says more.\n",
 	      f);
 }
 
@@ -96,6 +102,10 @@ int main(int argc, char **argv)
 		return cmd_indexer(argc - 1, argv + 1);
 	if (!strcmp(cmd, "reindex"))
 		return cmd_reindex(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(argc - 1, argv + 1);
+	if (!strcmp(cmd, "load"))
+		return cmd_load(argc - 1, argv + 1);
 	/* mount(8) runs `metafs VOLUME MOUNTPOINT -o OPTIONS` through
 	 * mount.fuse3 for `mount -t fuse.metafs` and fstab lines */
 	struct stat st;
