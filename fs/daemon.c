@@ -2,13 +2,22 @@
 /*
  * FUSE low-level operations: each request becomes one namespace call.
  *
- * Cache settings are chosen for a single-host volume, where every change
- * goes through this daemon and so through the kernel, which updates its own
- * caches as it goes: entries and attributes are cached for a second,
- * file pages are kept across opens (keep_cache), symlinks are cached.
+ * On a volume only this daemon writes (the embedded store), every change
+ * goes through the kernel, which updates its own caches as it goes: entries
+ * and attributes are cached for the timeouts (a second by default), file
+ * pages are kept across opens (keep_cache), symlinks are cached.
+ *
+ * On a shared volume (a cluster store other mounts write too) the daemon
+ * also follows the changelog and tells the kernel what other mounts changed
+ * (invalidate.c), and gives close-to-open consistency: an open asks the
+ * store for the file's version, and the kernel keeps its pages only when
+ * the version is the one they were read at. With -o strict nothing is
+ * cached past the operation that fetched it.
  */
 #include "fs.h"
 #include "capture.h"
+#include "invalidate.h"
+#include "locks.h"
 #include "nodes.h"
 #include "common.h"
 
@@ -18,11 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ENTRY_TIMEOUT 1.0
-#define ATTR_TIMEOUT 1.0
 /* A file's pending writes are committed once they pass this many bytes. */
 #define WRITE_BUFFER_MAX (8u << 20)
 #define MAX_WRITE (1u << 20)
@@ -33,6 +41,11 @@ struct mfs_fs {
 	struct node_table nodes;
 	bool mounted;
 	struct capture *cap; /* NULL: lineage is not captured (-o nolineage) */
+	double entry_timeout, attr_timeout, negative_timeout;
+	bool shared; /* other mounts may change the volume */
+	bool strict;
+	unsigned inval_poll_ms;
+	struct inval *inval; /* following other mounts' changes (shared) */
 };
 
 /* An open file handle (fi->fh), for provenance: who opened it, who wrote
@@ -175,7 +188,7 @@ static void reply_entry(fuse_req_t req, const struct inode_rec *in, uint64_t par
 	}
 	note_parent(fs, n, parent, name, in->mode);
 	struct fuse_entry_param e = { .ino = in->ino, .generation = 1,
-				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+				      .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
 	struct inode_rec a = *in;
 	overlay_attr(fs, &a);
 	to_stat(&a, &e.attr);
@@ -344,6 +357,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* no writeback cache: writes reach the daemon with their caller, and
 	 * the daemon's own buffer batches them into transactions */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* a shared volume: the kernel drops a file's pages when a fresh look
+	 * at its attributes shows another mtime */
+	struct mfs_fs *fs = userdata;
+	if (fs->shared && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	/* locks: in the store when other mounts must see them, else the
+	 * kernel's own */
+	unsigned locks = FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS;
+	if (ns_locks_shared(fs->vol))
+		conn->want |= conn->capable & locks;
+	else
+		conn->want &= ~locks;
 }
 
 static void flush_each(struct node *n, void *arg)
@@ -375,7 +400,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = ns_lookup(FS(req)->vol, parent, name, &in);
 	if (rc == -ENOENT) {
 		/* a negative entry the kernel may cache */
-		struct fuse_entry_param e = { .ino = 0, .entry_timeout = ENTRY_TIMEOUT };
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = FS(req)->negative_timeout };
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -416,7 +441,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	overlay_attr(FS(req), &in);
 	struct stat st;
 	to_stat(&in, &st);
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	fuse_reply_attr(req, &st, FS(req)->attr_timeout);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -486,7 +511,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	struct stat st;
 	to_stat(&in, &st);
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -618,69 +643,145 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---------------------------------------------------------------- files */
 
+/* Truncates at open (O_TRUNC): the kernel leaves it to the open
+ * (atomic_o_trunc); the times change even when the file was empty. */
+static int open_truncate(struct mfs_fs *fs, const struct mfs_ctx *c, uint64_t ino)
+{
+	int rc = flush_ino(fs, ino);
+	struct ns_setattr r = { .mask = MFS_SET_SIZE | MFS_SET_MTIME_NOW, .size = 0 };
+	/* the kernel leaves this to us along with the truncation; root is
+	 * taken as holding CAP_FSETID */
+	if (c->uid != 0)
+		r.mask |= MFS_SET_KILL_PRIV;
+	struct inode_rec in;
+	if (!rc)
+		rc = ns_setattr(fs->vol, c, ino, &r, &in);
+	if (!rc)
+		content_changed(fs, ino);
+	return rc;
+}
+
+/* The handle of an open of an existing file (NULL when lineage is not
+ * recorded for it); records the use when it opens for reading. */
+static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struct mfs_ctx *c, int flags)
+{
+	struct handle *h = NULL;
+	if (!handle_captured(fs, n) || !(h = calloc(1, sizeof *h)))
+		return NULL;
+	h->capture = true;
+	bool reads = (flags & O_ACCMODE) != O_WRONLY && !(flags & O_TRUNC);
+	/* read now: a short-lived process may be gone by its last close, and
+	 * a writer may close its standard input (a pipe) before it writes */
+	h->opener = capture_proc(fs->cap, c->pid);
+	if (reads && h->opener) {
+		/* opening for reading is the use: reads served from the page
+		 * cache never reach the daemon */
+		pthread_mutex_lock(&n->lock);
+		uint64_t version = n->pversion, gen = n->content_gen;
+		pthread_mutex_unlock(&n->lock);
+		int rc = capture_used(fs->cap, h->opener, n->ino, &version);
+		if (rc)
+			log_error("inode %llu: cannot record its use by pid %u: %s", (unsigned long long)n->ino,
+				  c->pid, strerror(-rc));
+		pthread_mutex_lock(&n->lock);
+		if (!rc && n->content_gen == gen)
+			n->pversion = version;
+		pthread_mutex_unlock(&n->lock);
+	}
+	h->truncated = flags & O_TRUNC;
+	return h;
+}
+
+/* Whether the kernel may keep the pages it caches for n (keep_cache).
+ * Only this daemon changes a volume that is not shared. On a shared one
+ * (close-to-open): the pages were read at the version the last open here
+ * saw; when the store holds another, another mount changed the file, and
+ * the kernel drops the pages and the attributes it holds (the size a read
+ * stops at). in: the inode as the store holds it now. */
+static bool keep_pages(struct mfs_fs *fs, struct node *n, const struct inode_rec *in)
+{
+	if (!fs->shared)
+		return true;
+	pthread_mutex_lock(&n->lock);
+	bool same = n->page_version == in->version;
+	n->page_version = in->version;
+	if (!same)
+		content_changed_locked(n);
+	pthread_mutex_unlock(&n->lock);
+	if (!same) {
+		/* attributes only (offset -1): no page lock is taken, so this
+		 * cannot wait for the open it answers */
+		int rc = fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
+		if (rc && rc != -ENOENT)
+			log_warn("inode %llu: cannot drop the kernel's attributes: %s",
+				 (unsigned long long)n->ino, strerror(-rc));
+	}
+	return same;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
 	struct mfs_ctx c = req_ctx(req);
 	if (fi->flags & O_TRUNC) {
-		/* atomic_o_trunc: the kernel leaves O_TRUNC to the open; the
-		 * times change even when the file was empty already */
-		int rc = flush_ino(fs, ino);
-		struct ns_setattr r = { .mask = MFS_SET_SIZE | MFS_SET_MTIME_NOW, .size = 0 };
-		/* the kernel leaves this to us along with the truncation;
-		 * root is taken as holding CAP_FSETID */
-		if (c.uid != 0)
-			r.mask |= MFS_SET_KILL_PRIV;
-		struct inode_rec in;
-		if (!rc)
-			rc = ns_setattr(fs->vol, &c, ino, &r, &in);
+		int rc = open_truncate(fs, &c, ino);
 		if (rc) {
 			fuse_reply_err(req, -rc);
 			return;
 		}
-		content_changed(fs, ino);
+	}
+	struct inode_rec in = { 0 };
+	if (fs->shared) {
+		int rc = ns_getattr(fs->vol, ino, &in);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
 	}
 	struct node *n = node_get(&fs->nodes, ino, true);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct handle *h = NULL;
-	if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
-		h->capture = true;
-		bool reads = (fi->flags & O_ACCMODE) != O_WRONLY && !(fi->flags & O_TRUNC);
-		/* read now: a short-lived process may be gone by its last
-		 * close, and a writer may close its standard input (a pipe)
-		 * before it writes */
-		h->opener = capture_proc(fs->cap, c.pid);
-		if (reads && h->opener) {
-			/* opening for reading is the use: reads served from the
-			 * page cache never reach the daemon */
-			pthread_mutex_lock(&n->lock);
-			uint64_t version = n->pversion, gen = n->content_gen;
-			pthread_mutex_unlock(&n->lock);
-			int rc = capture_used(fs->cap, h->opener, ino, &version);
-			if (rc)
-				log_error("inode %llu: cannot record its use by pid %u: %s",
-					  (unsigned long long)ino, c.pid, strerror(-rc));
-			pthread_mutex_lock(&n->lock);
-			if (!rc && n->content_gen == gen)
-				n->pversion = version;
-			pthread_mutex_unlock(&n->lock);
-		}
-		h->truncated = fi->flags & O_TRUNC;
-	}
+	fi->keep_cache = keep_pages(fs, n, &in);
+	struct handle *h = open_handle(fs, n, &c, fi->flags);
 	fi->fh = (uintptr_t)h;
 	node_add_open(&fs->nodes, n);
-	/* pages stay valid across opens: nothing changes a file behind the
-	 * kernel's back on a single-host volume */
-	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(fs, h);
 		release_node(fs, n, 0, 1);
 	} else {
 		release_node(fs, n, 0, 0);
 	}
+}
+
+static bool in_group(fuse_req_t req, uint32_t gid)
+{
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, (int)MFS_ARRAY_LEN(groups), groups);
+	for (int i = 0; i < n && i < (int)MFS_ARRAY_LEN(groups); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* The kernel's permission check for opening an existing file, for a create
+ * that found the name taken (see op_create). */
+static int may_open(fuse_req_t req, const struct inode_rec *in, int flags)
+{
+	if (S_ISDIR(in->mode))
+		return -EISDIR;
+	if (!S_ISREG(in->mode))
+		return -EEXIST; /* a FIFO or a device: not opened through a create */
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	int acc = flags & O_ACCMODE;
+	uint32_t want = (acc != O_WRONLY ? 4 : 0) | (acc != O_RDONLY || (flags & O_TRUNC) ? 2 : 0);
+	if (c->uid == 0)
+		return 0;
+	uint32_t bits = c->uid == in->uid ? in->mode >> 6 : in_group(req, in->gid) ? in->mode >> 3 : in->mode;
+	return (bits & want) == want ? 0 : -EACCES;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -690,6 +791,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct mfs_ctx c = req_ctx(req);
 	struct inode_rec in;
 	int rc = ns_mknod(fs->vol, &c, parent, name, (mode & 07777) | S_IFREG, 0, &in);
+	bool existing = false;
+	if (rc == -EEXIST && fs->shared && !(fi->flags & O_EXCL)) {
+		/* another mount made the name after this kernel found it
+		 * absent: open that file, as open(2) without O_EXCL does */
+		existing = true;
+		rc = ns_lookup(fs->vol, parent, name, &in);
+		if (!rc)
+			rc = may_open(req, &in, fi->flags);
+		if (!rc && (fi->flags & O_TRUNC) && !(rc = open_truncate(fs, &c, in.ino)))
+			rc = ns_getattr(fs->vol, in.ino, &in);
+	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -701,17 +813,25 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	note_parent(fs, n, parent, name, in.mode);
 	struct handle *h = NULL;
-	if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
-		h->capture = true; /* a new file: nothing to use, a version when written */
-		h->opener = capture_proc(fs->cap, c.pid);
+	if (existing) {
+		fi->keep_cache = keep_pages(fs, n, &in);
+		h = open_handle(fs, n, &c, fi->flags);
+	} else {
+		if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
+			h->capture = true; /* a new file: nothing to use, a version when written */
+			h->opener = capture_proc(fs->cap, c.pid);
+		}
+		pthread_mutex_lock(&n->lock);
+		n->page_version = in.version;
+		pthread_mutex_unlock(&n->lock);
+		fi->keep_cache = 1;
 	}
 	fi->fh = (uintptr_t)h;
 	struct fuse_entry_param e = { .ino = in.ino, .generation = 1,
-				      .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+				      .attr_timeout = fs->attr_timeout, .entry_timeout = fs->entry_timeout };
 	to_stat(&in, &e.attr);
 	node_add_lookup(&fs->nodes, n);
 	node_add_open(&fs->nodes, n);
-	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		handle_free(fs, h);
 		release_node(fs, n, 1, 1);
@@ -793,6 +913,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 }
 
 /* Every close() of a descriptor: a close after writing makes a version. */
+/* Drops the locks of kind owner holds on n, when any lock of that kind
+ * was taken on it through this mount. A close must not fail for it: an
+ * error is logged, and the locks of a mount gone are ignored anyway. */
+static void drop_locks(struct mfs_fs *fs, struct node *n, uint32_t kind, uint64_t owner)
+{
+	pthread_mutex_lock(&n->lock);
+	bool any = kind == MFS_LOCK_POSIX ? n->posix_locks : n->flock_locks;
+	pthread_mutex_unlock(&n->lock);
+	if (!any)
+		return;
+	int rc = ns_lock_release(fs->vol, n->ino, kind, owner);
+	if (rc && rc != -ENOENT)
+		log_error("inode %llu: cannot drop the %s locks of a closed file: %s", (unsigned long long)n->ino,
+			  kind == MFS_LOCK_POSIX ? "fcntl" : "flock", strerror(-rc));
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
@@ -802,6 +938,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_lock(&n->lock);
 		rc = flush_handle_locked(fs, n, (struct handle *)(uintptr_t)fi->fh, false);
 		pthread_mutex_unlock(&n->lock);
+		/* a close drops the process's fcntl locks on the file; the
+		 * kernel leaves that to the daemon that keeps them */
+		drop_locks(fs, n, MFS_LOCK_POSIX, fi->lock_owner);
 		release_node(fs, n, 0, 0);
 	}
 	fuse_reply_err(req, -rc);
@@ -816,10 +955,107 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_lock(&n->lock);
 		flush_handle_locked(fs, n, h, true);
 		pthread_mutex_unlock(&n->lock);
+		if (fi->flock_release)
+			drop_locks(fs, n, MFS_LOCK_FLOCK, fi->lock_owner);
 		release_node(fs, n, 0, 1);
 	}
 	handle_free(fs, h);
 	fuse_reply_err(req, 0);
+}
+
+/* ---------------------------------------------------------------- locks */
+
+/* Locks on a shared volume live in the store (locks.h), where every mount
+ * sees them; on a volume only this daemon serves, the kernel keeps them
+ * (op_init does not ask for these operations). */
+
+static int lock_range(const struct flock *l, uint64_t *start, uint64_t *end)
+{
+	if (l->l_start < 0 || l->l_len < 0)
+		return -EINVAL;
+	*start = (uint64_t)l->l_start;
+	*end = l->l_len == 0 ? MFS_LOCK_EOF : (uint64_t)l->l_start + (uint64_t)l->l_len - 1;
+	return 0;
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+	struct mfs_fs *fs = FS(req);
+	uint64_t start, end;
+	struct mfs_lock c;
+	int rc = lock_range(lock, &start, &end);
+	if (!rc)
+		rc = ns_lock_test(fs->vol, ino, MFS_LOCK_POSIX, fi->lock_owner, (uint32_t)lock->l_type, start, end,
+				  &c);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (c.type == F_UNLCK) {
+		lock->l_type = F_UNLCK;
+	} else {
+		lock->l_type = (short)c.type;
+		lock->l_whence = SEEK_SET;
+		lock->l_start = (off_t)c.start;
+		lock->l_len = c.end == MFS_LOCK_EOF ? 0 : (off_t)(c.end - c.start + 1);
+		/* a process of another mount, maybe on another host, has no
+		 * pid here */
+		lock->l_pid = c.mine ? (pid_t)c.pid : 0;
+	}
+	fuse_reply_lock(req, lock);
+}
+
+/* Takes a lock, waiting (wait) while another owner's conflicts, until the
+ * caller is interrupted (a signal: EINTR). */
+static int take_lock(fuse_req_t req, fuse_ino_t ino, uint32_t kind, uint64_t owner, uint32_t type, uint64_t start,
+		     uint64_t end, bool wait)
+{
+	struct mfs_fs *fs = FS(req);
+	unsigned pause_us = 1000;
+	int rc;
+	for (;;) {
+		rc = ns_lock_set(fs->vol, ino, kind, owner, fuse_req_ctx(req)->pid, type, start, end);
+		if (rc != -EAGAIN || !wait)
+			break;
+		if (fuse_req_interrupted(req)) {
+			rc = -EINTR;
+			break;
+		}
+		/* the holder may be on another host: it is asked again, less
+		 * often the longer it holds on */
+		mfs_sleep_us(pause_us);
+		if (pause_us < 100000)
+			pause_us *= 2;
+	}
+	if (!rc && type != F_UNLCK) {
+		struct node *n = node_get(&fs->nodes, ino, true);
+		if (n) {
+			pthread_mutex_lock(&n->lock);
+			if (kind == MFS_LOCK_POSIX)
+				n->posix_locks = true;
+			else
+				n->flock_locks = true;
+			pthread_mutex_unlock(&n->lock);
+			release_node(fs, n, 0, 0);
+		}
+	}
+	return rc;
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock, int sleep)
+{
+	uint64_t start, end;
+	int rc = lock_range(lock, &start, &end);
+	if (!rc)
+		rc = take_lock(req, ino, MFS_LOCK_POSIX, fi->lock_owner, (uint32_t)lock->l_type, start, end, sleep);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	uint32_t type = (op & LOCK_SH) ? F_RDLCK : (op & LOCK_EX) ? F_WRLCK : F_UNLCK;
+	int rc = take_lock(req, ino, MFS_LOCK_FLOCK, fi->lock_owner, type, 0, MFS_LOCK_EOF, !(op & LOCK_NB));
+	fuse_reply_err(req, -rc);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -878,7 +1114,7 @@ static int fill_dir(void *arg, const char *name, size_t len, const struct inode_
 		d->used += need;
 		return 0;
 	}
-	struct fuse_entry_param e = { .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ENTRY_TIMEOUT };
+	struct fuse_entry_param e = { .attr_timeout = d->fs->attr_timeout, .entry_timeout = d->fs->entry_timeout };
 	bool dots = !strcmp(nm, ".") || !strcmp(nm, "..");
 	if (dots) {
 		/* no lookup reference for the dot entries: ino 0 tells the
@@ -1019,6 +1255,9 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.flock = op_flock,
 	.fallocate = op_fallocate,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
@@ -1032,13 +1271,30 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 
 /* ---------------------------------------------------------------- session */
 
-int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, bool lineage, struct mfs_fs **out)
+bool mfs_fs_shared(const struct mfs_volume *v)
+{
+	return strcmp(v->store->ops->name, "rocksdb") != 0;
+}
+
+int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, const struct mfs_fs_opts *o,
+		  struct mfs_fs **out)
 {
 	struct mfs_fs *fs = calloc(1, sizeof *fs);
 	if (!fs)
 		return -ENOMEM;
 	fs->vol = v;
-	if (lineage && capture_create(v, &fs->cap)) {
+	fs->shared = mfs_fs_shared(v);
+	fs->strict = o->strict;
+	fs->inval_poll_ms = o->inval_poll_ms ? o->inval_poll_ms : 100;
+	/* a name found absent on a shared volume is not cached by default:
+	 * another mount may make it any time, and a create that found it
+	 * absent here would meet it */
+	double dflt = 1.0;
+	fs->entry_timeout = o->strict ? 0 : o->entry_timeout >= 0 ? o->entry_timeout : dflt;
+	fs->attr_timeout = o->strict ? 0 : o->attr_timeout >= 0 ? o->attr_timeout : dflt;
+	fs->negative_timeout = o->strict ? 0 : o->negative_timeout >= 0 ? o->negative_timeout
+						 : fs->shared ? 0 : dflt;
+	if (o->lineage && capture_create(v, &fs->cap)) {
 		free(fs);
 		return -ENOMEM;
 	}
@@ -1102,7 +1358,23 @@ int mfs_fs_run(struct mfs_fs *fs)
 	 * on locks or the disk */
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	if (fs->shared) {
+		struct inval_target t = { .vol = fs->vol, .se = fs->se, .nodes = &fs->nodes, .cap = fs->cap,
+					  .poll_ms = fs->inval_poll_ms };
+		int rc = inval_start(&t, &fs->inval);
+		if (rc)
+			log_error("cannot follow the changelog (%s): changes other mounts make show only "
+				  "after the entry and attribute timeouts", strerror(-rc));
+	}
 	int rc = fuse_session_loop_mt(fs->se, cfg);
+	if (fs->inval) {
+		uint64_t records, notices;
+		inval_counts(fs->inval, &records, &notices);
+		inval_stop(fs->inval);
+		fs->inval = NULL;
+		log_info("followed %llu changelog records, %llu cache invalidations",
+			 (unsigned long long)records, (unsigned long long)notices);
+	}
 	fuse_loop_cfg_destroy(cfg);
 	fuse_remove_signal_handlers(fs->se);
 	return rc < 0 ? rc : 0;

@@ -104,6 +104,17 @@ void node_add_open(struct node_table *t, struct node *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
+bool node_known(struct node_table *t, uint64_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	struct node *n = t->slots[slot_of(t, ino)];
+	while (n && n->ino != ino)
+		n = n->next;
+	bool known = n && n->nlookup > 0;
+	pthread_mutex_unlock(&t->lock);
+	return known;
+}
+
 void node_mark_unlinked(struct node_table *t, uint64_t ino, bool *known)
 {
 	pthread_mutex_lock(&t->lock);

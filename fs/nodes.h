@@ -43,6 +43,12 @@ struct node {
 	 * known), valid while content_gen, bumped by every change of the
 	 * content through this daemon, stays as it was; guarded by lock */
 	uint64_t pversion, content_gen;
+	/* shared volumes: the inode version the kernel's pages of the file
+	 * were read at, as the last open here saw it; guarded by lock */
+	uint64_t page_version;
+	/* shared volumes: a lock was taken on the file through this mount,
+	 * so a close must drop the closer's; guarded by lock */
+	bool posix_locks, flock_locks;
 	pthread_mutex_t lock; /* guards buf and its commits */
 	struct wbuf buf;
 	struct node *next;
@@ -63,6 +69,8 @@ struct node *node_get(struct node_table *t, uint64_t ino, bool create);
 bool node_put(struct node_table *t, struct node *n, uint64_t forget, uint32_t close);
 void node_add_lookup(struct node_table *t, struct node *n);
 void node_add_open(struct node_table *t, struct node *n);
+/* Whether the kernel holds a reference to the inode (a lookup not forgotten). */
+bool node_known(struct node_table *t, uint64_t ino);
 void node_mark_unlinked(struct node_table *t, uint64_t ino, bool *known);
 /* Calls fn on every node (used at unmount); fn may not free nodes. */
 void nodes_each(struct node_table *t, void (*fn)(struct node *n, void *arg), void *arg);

@@ -19,27 +19,6 @@
  * a batch this size still commits in about a second at a million files */
 #define BATCH 40000
 
-/* How long a missing changelog id may still turn up. In a cluster store
- * ids are handed out when a record is written and become visible when its
- * transaction commits, so a later id can be seen first; a missing id is
- * waited for this long, then taken for a transaction that rolled back (or
- * an id the server skipped). */
-#define HOLE_SETTLE_NS (15 * 1000000000LL)
-/* METAFS_CHANGELOG_SETTLE_MS overrides it (a cluster with slow commits
- * wants more, a test less) */
-static int64_t hole_settle_ns(void)
-{
-	const char *e = getenv("METAFS_CHANGELOG_SETTLE_MS");
-	char *end;
-	long long ms = e && *e ? strtoll(e, &end, 10) : -1;
-	return ms >= 0 && e && !*end ? ms * 1000000LL : HOLE_SETTLE_NS;
-}
-
-struct hole {
-	uint64_t lo, hi; /* ids lo..hi not seen */
-	int64_t seen_ns; /* when first noticed (monotonic) */
-};
-
 struct indexer {
 	struct mfs_volume *v;
 	struct idx_backend *be;
@@ -49,8 +28,7 @@ struct indexer {
 	uint64_t cursor;
 	/* past the cursor: holes waited for, and the records already
 	 * applied beyond the first of them (sorted) */
-	struct hole *holes;
-	size_t nholes, capholes;
+	struct cl_holes holes;
 	uint64_t *done;
 	size_t ndone, capdone;
 	int64_t settle_ns;
@@ -612,66 +590,18 @@ static bool done_has(const struct indexer *ix, uint64_t seq)
 	return lo < ix->ndone && ix->done[lo] == seq;
 }
 
-/* Notes ids lo..hi as missing, keeping when each was first missed. */
-static int hole_note(struct indexer *ix, uint64_t lo, uint64_t hi)
-{
-	for (size_t i = 0; i < ix->nholes; i++) {
-		struct hole *h = &ix->holes[i];
-		if (h->hi < lo || h->lo > hi)
-			continue;
-		/* already known in part: the ids outside it are new */
-		int rc = 0;
-		if (lo < h->lo)
-			rc = hole_note(ix, lo, h->lo - 1);
-		if (!rc && hi > h->hi)
-			rc = hole_note(ix, h->hi + 1, hi);
-		return rc;
-	}
-	if (mfs_array_reserve(&ix->holes, &ix->capholes, ix->nholes, sizeof *ix->holes))
-		return -ENOMEM;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ix->holes[ix->nholes++] = (struct hole){ lo, hi, now.tv_sec * 1000000000LL + now.tv_nsec };
-	return 0;
-}
-
-/* A record seen: it fills whatever hole held its id. */
-static int hole_fill(struct indexer *ix, uint64_t seq)
-{
-	for (size_t i = 0; i < ix->nholes; i++) {
-		struct hole *h = &ix->holes[i];
-		if (seq < h->lo || seq > h->hi)
-			continue;
-		if (h->lo == h->hi) {
-			ix->holes[i] = ix->holes[--ix->nholes];
-		} else if (seq == h->lo) {
-			h->lo++;
-		} else if (seq == h->hi) {
-			h->hi--;
-		} else {
-			struct hole upper = { seq + 1, h->hi, h->seen_ns };
-			h->hi = seq - 1;
-			if (mfs_array_reserve(&ix->holes, &ix->capholes, ix->nholes, sizeof *ix->holes))
-				return -ENOMEM;
-			ix->holes[ix->nholes++] = upper;
-		}
-		return 0;
-	}
-	return 0;
-}
-
 static int collect(void *arg, const struct cl_rec *r)
 {
 	struct batch *b = arg;
 	struct indexer *ix = b->ix;
 	if (r->seq > b->expect && r->seq - 1 >= b->first) {
 		uint64_t lo = b->expect > b->first ? b->expect : b->first;
-		if ((b->rc = hole_note(ix, lo, r->seq - 1)))
+		if ((b->rc = cl_holes_note(&ix->holes, lo, r->seq - 1, cl_mono_ns())))
 			return b->rc;
 	}
 	if (r->seq >= b->expect)
 		b->expect = r->seq + 1;
-	if ((b->rc = hole_fill(ix, r->seq)))
+	if ((b->rc = cl_holes_fill(&ix->holes, r->seq)))
 		return b->rc;
 	if (done_has(ix, r->seq)) {
 		/* applied in an earlier batch, while an older id was awaited */
@@ -872,13 +802,11 @@ static int cmp_u64(const void *a, const void *b)
  * remembered so that reading them again applies nothing twice. */
 static int settle(struct indexer *ix, struct batch *b, uint64_t *safe)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
-	for (size_t i = 0; i < ix->nholes;) {
-		struct hole *h = &ix->holes[i];
-		if (now - h->seen_ns >= ix->settle_ns || h->hi < b->first) {
-			ix->holes[i] = ix->holes[--ix->nholes];
+	int64_t now = cl_mono_ns();
+	for (size_t i = 0; i < ix->holes.n;) {
+		struct cl_hole *h = &ix->holes.v[i];
+		if (now - h->since_ns >= ix->settle_ns || h->hi < b->first) {
+			ix->holes.v[i] = ix->holes.v[--ix->holes.n];
 			continue;
 		}
 		if (h->lo <= *safe)
@@ -908,7 +836,7 @@ static void forget_beyond(struct indexer *ix, bool all)
 			ix->done[k++] = ix->done[i];
 	ix->ndone = k;
 	if (all)
-		ix->nholes = 0;
+		ix->holes.n = 0;
 }
 
 int indexer_step(struct indexer *ix, size_t max, size_t *applied)
@@ -1371,7 +1299,7 @@ int indexer_open(struct mfs_volume *v, const char *path, struct indexer **out,
 	struct indexer *ix = calloc(1, sizeof *ix);
 	if (!ix)
 		return -ENOMEM;
-	ix->settle_ns = hole_settle_ns();
+	ix->settle_ns = cl_settle_ns();
 	ix->v = v;
 	ix->path = strdup(path);
 	int rc = ix->path ? open_or_rebuild(ix, progress, arg) : -ENOMEM;
@@ -1402,7 +1330,7 @@ void indexer_close(struct indexer *ix)
 {
 	if (!ix)
 		return;
-	free(ix->holes);
+	free(ix->holes.v);
 	free(ix->done);
 	if (ix->be)
 		ix->be->ops->close(ix->be);

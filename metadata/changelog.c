@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* format 2 added the provenance fields (proc in the spare eighth u64, and
  * fversion after the u32s); records of format 1 still decode */
@@ -108,5 +109,67 @@ int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 	r->xname = (const char *)q;
 	q += r->xname_len;
 	r->value = q;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- holes */
+
+int64_t cl_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t cl_settle_ns(void)
+{
+	const char *e = getenv("METAFS_CHANGELOG_SETTLE_MS");
+	char *end;
+	long long ms = e && *e ? strtoll(e, &end, 10) : -1;
+	return ms >= 0 && e && !*end ? ms * 1000000LL : 15 * 1000000000LL;
+}
+
+int cl_holes_note(struct cl_holes *h, uint64_t lo, uint64_t hi, int64_t now_ns)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		const struct cl_hole *o = &h->v[i];
+		if (o->hi < lo || o->lo > hi)
+			continue;
+		/* already known in part: the ids outside it are new */
+		uint64_t olo = o->lo, ohi = o->hi;
+		int rc = 0;
+		if (lo < olo)
+			rc = cl_holes_note(h, lo, olo - 1, now_ns);
+		if (!rc && hi > ohi)
+			rc = cl_holes_note(h, ohi + 1, hi, now_ns);
+		return rc;
+	}
+	if (mfs_array_reserve(&h->v, &h->cap, h->n, sizeof *h->v))
+		return -ENOMEM;
+	h->v[h->n++] = (struct cl_hole){ lo, hi, now_ns };
+	return 0;
+}
+
+int cl_holes_fill(struct cl_holes *h, uint64_t seq)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		struct cl_hole *o = &h->v[i];
+		if (seq < o->lo || seq > o->hi)
+			continue;
+		if (o->lo == o->hi) {
+			h->v[i] = h->v[--h->n];
+		} else if (seq == o->lo) {
+			o->lo++;
+		} else if (seq == o->hi) {
+			o->hi--;
+		} else {
+			struct cl_hole upper = { seq + 1, o->hi, o->since_ns };
+			o->hi = seq - 1;
+			if (mfs_array_reserve(&h->v, &h->cap, h->n, sizeof *h->v))
+				return -ENOMEM;
+			h->v[h->n++] = upper;
+		}
+		return 0;
+	}
 	return 0;
 }

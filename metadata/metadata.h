@@ -129,10 +129,33 @@ int cl_encode(const struct cl_rec *rec, unsigned char **out, size_t *out_len);
 /* Decodes into rec; string pointers point into data. */
 int cl_decode(const unsigned char *data, size_t len, struct cl_rec *rec);
 
+/* Changelog ids a reader has not seen yet. In a cluster store ids are
+ * handed out as records are written and become visible as transactions
+ * commit, so a later id can be seen first, and an id whose transaction
+ * rolled back never shows (DESIGN.md invariant 3): readers wait for a
+ * missing id for a settle time, then take it for one that never comes. */
+struct cl_hole {
+	uint64_t lo, hi; /* ids lo..hi not seen */
+	int64_t since_ns; /* when first missed (CLOCK_MONOTONIC) */
+};
+struct cl_holes {
+	struct cl_hole *v;
+	size_t n, cap;
+};
+/* Notes lo..hi as missing; ids already missing keep their time. */
+int cl_holes_note(struct cl_holes *h, uint64_t lo, uint64_t hi, int64_t now_ns);
+/* seq was seen: no longer missing. */
+int cl_holes_fill(struct cl_holes *h, uint64_t seq);
+/* How long a missing id is waited for: 15 s, or METAFS_CHANGELOG_SETTLE_MS
+ * (a cluster with slow commits wants more, a test less). */
+int64_t cl_settle_ns(void);
+int64_t cl_mono_ns(void);
+
 /* ---------------------------------------------------------------- store */
 
 struct store;
 struct store_txn;
+struct mfs_lock;
 
 typedef int (*dir_list_cb)(void *arg, const char *name, size_t name_len,
 			   const struct dirent_rec *d);
@@ -263,6 +286,15 @@ struct store_ops {
 	int (*statfs)(struct store *s, struct statvfs *out);
 	/* gives back the space of deleted records sooner, when the disk is short */
 	int (*make_room)(struct store *s);
+	/* File locks of a store that many mounts share (locks.h); NULL in a
+	 * store only one daemon serves, where the kernel keeps them. list:
+	 * every lock on ino, each with whether it is this mount's and whether
+	 * its mount is alive; put: a lock of this mount; del: the locks of
+	 * (session, kind, owner) on ino, session 0 meaning this mount. */
+	int (*lock_list)(struct store_txn *t, uint64_t ino, int (*cb)(void *arg, const struct mfs_lock *l),
+			 void *arg);
+	int (*lock_put)(struct store_txn *t, const struct mfs_lock *l);
+	int (*lock_del)(struct store_txn *t, uint64_t ino, uint64_t session, uint32_t kind, uint64_t owner);
 	/* key=value lines of backend figures for `metafs stats` */
 	int (*describe)(struct store *s, int (*emit)(void *, const char *, const char *), void *arg);
 	void (*close)(struct store *s);

@@ -31,6 +31,7 @@
  * it committed, so an operation is neither lost nor applied twice.
  */
 #include "metadata.h"
+#include "locks.h"
 #include "common.h"
 
 #include <ctype.h>
@@ -55,7 +56,7 @@
 /* a session silent this long is gone: its orphans may be reclaimed */
 #define SESSION_DEAD_S 60
 #define LOCK_WAIT_S 2
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* ---------------------------------------------------------------- statements */
 
@@ -106,6 +107,9 @@ enum {
 	S_WRITERS,
 	S_SUPER_GET,
 	S_SUPER_PUT,
+	S_PLOCK_LIST,
+	S_PLOCK_PUT,
+	S_PLOCK_DEL,
 	S_SESSION_PUT,
 	S_SESSION_DEL,
 	S_COUNT
@@ -182,10 +186,24 @@ static const char *const sql[S_COUNT] = {
 			"VALUES (1,?,?,?,?,?) ON DUPLICATE KEY UPDATE format_version=VALUES(format_version), "
 			"uuid=VALUES(uuid), inline_threshold=VALUES(inline_threshold), "
 			"chunk_size=VALUES(chunk_size), created_ns=VALUES(created_ns)",
+	/* with whether the holder's mount is alive (see SESSION_DEAD_S) */
+	[S_PLOCK_LIST] = "SELECT l.session, l.kind, l.owner, l.first_byte, l.last_byte, l.type, l.pid, "
+			 "s.id IS NOT NULL AND s.heartbeat_ns >= ? FROM plocks l "
+			 "LEFT JOIN sessions s ON s.id = l.session WHERE l.ino = ?",
+	[S_PLOCK_PUT] = "INSERT INTO plocks (ino, session, kind, owner, first_byte, last_byte, type, pid) "
+			"VALUES (?,?,?,?,?,?,?,?)",
+	[S_PLOCK_DEL] = "DELETE FROM plocks WHERE ino = ? AND session = ? AND kind = ? AND owner = ?",
 	[S_SESSION_PUT] = "INSERT INTO sessions (id, host, pid, heartbeat_ns) VALUES (?,?,?,?) "
 			  "ON DUPLICATE KEY UPDATE heartbeat_ns=VALUES(heartbeat_ns)",
 	[S_SESSION_DEL] = "DELETE FROM sessions WHERE id = ?",
 };
+
+/* file locks (locks.h); schema 2 added it */
+#define PLOCKS_TABLE                                                                                       \
+	"CREATE TABLE IF NOT EXISTS plocks (ino BIGINT UNSIGNED NOT NULL, session BIGINT UNSIGNED NOT NULL, " \
+	"kind TINYINT UNSIGNED NOT NULL, owner BIGINT UNSIGNED NOT NULL, first_byte BIGINT UNSIGNED NOT NULL, " \
+	"last_byte BIGINT UNSIGNED NOT NULL, type TINYINT UNSIGNED NOT NULL, pid INT UNSIGNED NOT NULL, "      \
+	"PRIMARY KEY (ino, session, kind, owner, first_byte)) ENGINE=%s"
 
 /* Created by format, in this order; %s is the engine. */
 static const char *const schema[] = {
@@ -214,11 +232,12 @@ static const char *const schema[] = {
 	"CREATE TABLE orphans (ino BIGINT UNSIGNED PRIMARY KEY, session BIGINT UNSIGNED NOT NULL) ENGINE=%s",
 	"CREATE TABLE prov (k VARBINARY(64) PRIMARY KEY, v MEDIUMBLOB NOT NULL) ENGINE=%s",
 	"CREATE TABLE changelog (seq BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, rec MEDIUMBLOB NOT NULL) ENGINE=%s",
+	PLOCKS_TABLE,
 };
 
 static const char *const tables[] = {
 	"super", "counters", "locks", "sessions", "inodes", "dirents",
-	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog",
+	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog", "plocks",
 };
 
 /* ---------------------------------------------------------------- types */
@@ -1419,6 +1438,54 @@ static int my_orphan_list(struct store *st, ino_list_cb cb, void *arg)
 	return rc < 0 ? rc : 0;
 }
 
+/* ---------------------------------------------------------------- file locks */
+
+static int my_lock_list(struct store_txn *tt, uint64_t ino, int (*cb)(void *arg, const struct mfs_lock *l),
+			void *arg)
+{
+	struct my_txn *t = MT(tt);
+	struct my_store *s = MS(tt->store);
+	int64_t alive = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	MYSQL_BIND p[2];
+	bi(&p[0], &alive);
+	bu(&p[1], &ino);
+	struct rows rs = { 0 };
+	int rc = run(t, S_PLOCK_LIST, p, &rs);
+	for (size_t i = 0; i < rs.n && !rc; i++) {
+		const uint64_t *u = rs.r[i].u;
+		struct mfs_lock l = { .ino = ino, .session = u[0], .kind = (uint32_t)u[1], .owner = u[2],
+				      .start = u[3], .end = u[4], .type = (uint32_t)u[5], .pid = (uint32_t)u[6],
+				      .mine = u[0] == s->session, .live = u[0] == s->session || u[7] != 0 };
+		rc = cb(arg, &l);
+	}
+	rows_free(&rs);
+	return rc < 0 ? rc : 0;
+}
+
+static int my_lock_put(struct store_txn *tt, const struct mfs_lock *l)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	uint64_t v[8] = { l->ino, MS(tt->store)->session, l->kind, l->owner, l->start, l->end, l->type, l->pid };
+	MYSQL_BIND p[8];
+	for (int i = 0; i < 8; i++)
+		bu(&p[i], &v[i]);
+	return run(t, S_PLOCK_PUT, p, NULL);
+}
+
+static int my_lock_del(struct store_txn *tt, uint64_t ino, uint64_t session, uint32_t kind, uint64_t owner)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	uint64_t v[4] = { ino, session ? session : MS(tt->store)->session, kind, owner };
+	MYSQL_BIND p[4];
+	for (int i = 0; i < 4; i++)
+		bu(&p[i], &v[i]);
+	return run(t, S_PLOCK_DEL, p, NULL);
+}
+
 /* ---------------------------------------------------------------- provenance */
 
 static int my_prov_get(struct store_txn *t, const void *key, size_t klen, void **val, size_t *len, bool lock)
@@ -1889,6 +1956,9 @@ static const struct store_ops mysql_ops = {
 	.prov_put = my_prov_put,
 	.prov_scan = my_prov_scan,
 	.prov_del = my_prov_del,
+	.lock_list = my_lock_list,
+	.lock_put = my_lock_put,
+	.lock_del = my_lock_del,
 	.changelog_append = my_changelog_append,
 	.changelog_read = my_changelog_read,
 	.changelog_bounds = my_changelog_bounds,
@@ -2166,7 +2236,22 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 			if (res)
 				mysql_free_result(res);
 			mysql_rollback(c->m);
-			if (v != SCHEMA_VERSION) {
+			if (v == 1 && !s->readonly) {
+				/* schema 1 lacks the table of file locks: add it */
+				char q[1024];
+				snprintf(q, sizeof q, PLOCKS_TABLE, s->engine);
+				if (mysql_query(c->m, q) ||
+				    mysql_query(c->m, "UPDATE counters SET value = 2 WHERE name = 'schema'") ||
+				    mysql_commit(c->m)) {
+					snprintf(err, errlen, "cannot bring database %s to metafs schema 2: %s", s->db,
+						 mysql_error(c->m));
+					rc = -EIO;
+				}
+				v = 2;
+			}
+			if (!rc && v == 1 && s->readonly)
+				v = SCHEMA_VERSION; /* a view reads schema 1 as well */
+			if (!rc && v != SCHEMA_VERSION) {
 				snprintf(err, errlen, "database %s has metafs schema version %ld; this metafs uses %d",
 					 s->db, v, SCHEMA_VERSION);
 				rc = -EPROTO;

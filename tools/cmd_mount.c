@@ -37,7 +37,24 @@ static bool mount_only_option(const char *o)
 
 /* metafs's own -o options */
 static bool opt_noindex;
-static bool opt_nolineage;
+static struct mfs_fs_opts fs_opts = { .lineage = true, .entry_timeout = -1, .attr_timeout = -1,
+				      .negative_timeout = -1 };
+
+/* -o NAME=SECONDS; 1 when o is not NAME=, -1 when the value is bad */
+static int timeout_option(const char *o, const char *name, double *out)
+{
+	size_t n = strlen(name);
+	if (strncmp(o, name, n) || o[n] != '=')
+		return 1;
+	char *end;
+	double v = strtod(o + n + 1, &end);
+	if (end == o + n + 1 || *end || !(v >= 0 && v <= 86400)) {
+		die_msg("-o %s: give a number of seconds from 0 to 86400", o);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
 
 static int add_options(struct fuse_args *args, const char *list)
 {
@@ -53,9 +70,24 @@ static int add_options(struct fuse_args *args, const char *list)
 			continue;
 		}
 		if (!strcmp(o, "nolineage")) {
-			opt_nolineage = true;
+			fs_opts.lineage = false;
 			continue;
 		}
+		if (!strcmp(o, "strict")) {
+			fs_opts.strict = true;
+			continue;
+		}
+		int t = timeout_option(o, "entry_timeout", &fs_opts.entry_timeout);
+		if (t > 0)
+			t = timeout_option(o, "attr_timeout", &fs_opts.attr_timeout);
+		if (t > 0)
+			t = timeout_option(o, "negative_timeout", &fs_opts.negative_timeout);
+		if (t < 0) {
+			rc = -1;
+			break;
+		}
+		if (t == 0)
+			continue;
 		if (!strncmp(o, "fsname=", 7) || !strncmp(o, "subtype=", 8)) {
 			die_msg("-o %s: metafs sets this itself", o);
 			rc = -1;
@@ -119,9 +151,11 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 		return 1;
 	}
 	if (daemon) {
-		char logpath[PATH_MAX];
-		snprintf(logpath, sizeof logpath, "%s/metafs.log", vol);
-		mfs_log_to_file(logpath);
+		char logpath[PATH_MAX + 16], dir[PATH_MAX];
+		if (mfs_local_dir(vol, dir, sizeof dir) == 0) {
+			snprintf(logpath, sizeof logpath, "%s/metafs.log", dir);
+			mfs_log_to_file(logpath);
+		}
 	}
 	rc = ns_reclaim_orphans(v);
 	if (rc > 0)
@@ -130,7 +164,7 @@ static int serve(const char *vol, const char *mnt, struct fuse_args *args, int r
 		log_warn("cannot free inodes left unlinked by an earlier run: %s", strerror(-rc));
 
 	struct mfs_fs *fs;
-	rc = mfs_fs_create(v, args, !opt_nolineage, &fs);
+	rc = mfs_fs_create(v, args, &fs_opts, &fs);
 	if (!rc) {
 		rc = mfs_fs_mount(fs, mnt);
 		if (rc) {
@@ -198,12 +232,23 @@ int cmd_mount(int argc, char **argv)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			printf("usage: metafs mount VOLUME MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
 			       "  -f          stay in the foreground (default: run as a daemon, logging\n"
-			       "              to VOLUME/metafs.log, once the mount is ready)\n"
+			       "              to VOLUME/metafs.log, or for a cluster volume to metafs.log in\n"
+			       "              its local directory, once the mount is ready)\n"
 			       "  -d          FUSE debug output (implies -f)\n"
 			       "  -o OPTIONS  FUSE mount options, e.g. allow_other, ro; and metafs's own:\n"
 			       "              noindex    do not run the search indexer in the daemon\n"
 			       "              nolineage  do not record which processes read and wrote\n"
 			       "                         which files (see metafs lineage)\n"
+			       "              entry_timeout=S, attr_timeout=S, negative_timeout=S\n"
+			       "                         seconds the kernel caches names, attributes and\n"
+			       "                         names found absent (default 1, 1, and 1 or, on a\n"
+			       "                         volume other mounts share, 0)\n"
+			       "              strict     cache nothing: a change another mount makes shows\n"
+			       "                         at once (all three timeouts 0)\n"
+			       "  A volume in a MySQL cluster may be mounted on many hosts at once. Each\n"
+			       "  mount follows the others' changes and drops what the kernel cached of\n"
+			       "  them within about 0.1 s; a file closed on one mount is seen whole by an\n"
+			       "  open on another (close-to-open).\n"
 			       "  Permission bits are always checked by the kernel (default_permissions).\n"
 			       "  Unmount with: fusermount3 -u MOUNTPOINT\n");
 			fuse_opt_free_args(&args);
@@ -302,7 +347,10 @@ int cmd_mount(int argc, char **argv)
 	/* an empty report with a live child means the mount is up */
 	int status;
 	if (waitpid(pid, &status, WNOHANG) == pid) {
-		die_msg("the metafs daemon exited before the mount was ready; see %s/metafs.log", vol);
+		char dir[PATH_MAX];
+		if (mfs_local_dir(vol, dir, sizeof dir) != 0)
+			snprintf(dir, sizeof dir, "%s", vol);
+		die_msg("the metafs daemon exited before the mount was ready; see %s/metafs.log", dir);
 		return 1;
 	}
 	return 0;
