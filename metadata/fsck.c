@@ -516,12 +516,13 @@ static void check_data_presence(struct fsck *f)
 struct log_walk {
 	struct fsck *f;
 	uint64_t expect;
+	bool dense; /* the store promises ids without gaps (the embedded one) */
 };
 
 static int on_log(void *arg, const struct cl_rec *r)
 {
 	struct log_walk *w = arg;
-	if (w->expect && r->seq != w->expect)
+	if (w->dense && w->expect && r->seq != w->expect)
 		issue(w->f, "changelog-gap", 0, false, "changelog jumps from %llu to %llu",
 		      (unsigned long long)(w->expect - 1), (unsigned long long)r->seq);
 	w->expect = r->seq + 1;
@@ -556,7 +557,7 @@ int mfs_fsck(struct mfs_volume *v, const struct fsck_opts *o, struct fsck_result
 		rc = s->ops->xattr_scan(s, on_xattr, &f);
 	}
 	if (!rc) {
-		struct log_walk w = { &f, 0 };
+		struct log_walk w = { &f, 0, !s->ops->changelog_gaps };
 		uint64_t first, last;
 		rc = s->ops->changelog_bounds(s, &first, &last);
 		if (!rc)
@@ -566,7 +567,7 @@ int mfs_fsck(struct mfs_volume *v, const struct fsck_opts *o, struct fsck_result
 			      (unsigned long long)(w.expect ? w.expect - 1 : first));
 			rc = 0;
 		}
-		if (!rc && last && r->changelog_records != last - first + 1)
+		if (!rc && w.dense && last && r->changelog_records != last - first + 1)
 			issue(&f, "changelog-gap", 0, false, "%llu records between %llu and %llu",
 			      (unsigned long long)r->changelog_records, (unsigned long long)first,
 			      (unsigned long long)last);

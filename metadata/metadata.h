@@ -185,6 +185,10 @@ typedef void (*store_issue_cb)(void *arg, uint64_t ino, const char *what, bool r
  */
 struct store_ops {
 	const char *name;
+	/* changelog ids may have gaps: a cluster hands out AUTO_INCREMENT ids
+	 * in steps (Galera: auto_increment_increment is the cluster's size),
+	 * and an append that rolls back burns its id */
+	bool changelog_gaps;
 	int (*begin)(struct store *s, struct store_txn **out);
 	/* a transaction that only reads committed data, taking no locks */
 	int (*begin_read)(struct store *s, struct store_txn **out);

@@ -10,6 +10,9 @@
  *   ssl_ca=PATH, ssl_cert=PATH, ssl_key=PATH, tls=required|verify
  *   connect_wait=SECONDS  how long an operation waits for some server to
  *                       answer before it fails with EIO (default 30)
+ *   causal_reads=0|1    on Galera, whether a read waits for the node to
+ *                       apply what the cluster committed before it
+ *                       (wsrep_sync_wait; default 1)
  * A password in the URL itself is refused: the URL shows in /proc/mounts.
  *
  * One table per record kind, mirroring the embedded store's keys: inodes,
@@ -246,6 +249,7 @@ struct my_conn {
 	MYSQL *m;
 	MYSQL_STMT *st[S_COUNT];
 	int host;
+	bool causal; /* wsrep_sync_wait is on for the session */
 };
 
 struct my_host {
@@ -259,6 +263,7 @@ struct my_store {
 	char *ssl_ca, *ssl_cert, *ssl_key;
 	bool tls, tls_verify;
 	unsigned connect_wait_s;
+	bool causal_reads; /* causal_reads= (Galera's wsrep_sync_wait) */
 	struct my_host hosts[MAX_HOSTS];
 	int nhosts;
 	_Atomic int cur_host; /* where new connections go first */
@@ -336,6 +341,14 @@ static int map_error(struct my_txn *t, unsigned e, const char *msg, const char *
 	case ER_DUP_ENTRY: /* 1062: two transactions created the same row */
 	case 1020: /* ER_CHECKREAD: record changed since last read */
 		s->retries++;
+		return MFS_ERETRY;
+	/* 1180: Galera could not replicate the write set at COMMIT ("Not
+	 * connected to Primary Component"): the node was between two views of
+	 * the cluster, as at every change of its membership */
+	case ER_ERROR_DURING_COMMIT:
+		s->retries++;
+		log_warn("mysql %s on %s:%u: %s; running it again", what, s->hosts[t->c->host].name,
+			 s->hosts[t->c->host].port, msg);
 		return MFS_ERETRY;
 	case ER_RECORD_FILE_FULL: /* 1114 */
 	case ER_DISK_FULL: /* 1021 */
@@ -464,6 +477,13 @@ static int conn_open_host(struct my_store *s, int h, bool with_db, struct my_con
 	snprintf(q, sizeof q, "SET SESSION innodb_lock_wait_timeout = %d", LOCK_WAIT_S);
 	if (mysql_query(c->m, q)) /* not every engine has it */
 		(void)0;
+	/* Galera applies another node's write sets after they are certified:
+	 * a read waits until this node has applied everything the cluster
+	 * committed before it, so a file closed through one node is seen
+	 * whole through another (close-to-open), as on one server. Elsewhere
+	 * the variable is missing or does nothing. */
+	if (s->causal_reads && !mysql_query(c->m, "SET SESSION wsrep_sync_wait = 1"))
+		c->causal = true;
 	*out = c;
 	return 0;
 }
@@ -775,7 +795,8 @@ static int commit_outcome(struct my_store *s, uint64_t seq)
 			return rc;
 		struct my_txn *t = MT(tt);
 		/* on Galera, see every write set the cluster has certified */
-		if (mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 1"))
+		bool causal = t->c->causal;
+		if (!causal && mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 1"))
 			(void)mysql_errno(t->c->m);
 		uint64_t k = seq;
 		MYSQL_BIND p[1];
@@ -784,7 +805,7 @@ static int commit_outcome(struct my_store *s, uint64_t seq)
 		rc = run_one(t, S_LOG_CHECK, p, &r);
 		if (!rc)
 			row_free(&r);
-		if (mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 0"))
+		if (!causal && mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 0"))
 			(void)mysql_errno(t->c->m);
 		my_abort(tt);
 		if (rc == 0)
@@ -816,7 +837,9 @@ static int my_commit(struct store_txn *tt)
 		unsigned e = mysql_errno(t->c->m);
 		rc = conn_query_error(t, "commit");
 		uint64_t seq = t->first_seq;
-		bool ambiguous = conn_error(e) && e != ER_UNKNOWN_COM_ERROR;
+		/* 1180 too: whether the others ordered a write set this node
+		 * failed to replicate is for them to tell */
+		bool ambiguous = (conn_error(e) && e != ER_UNKNOWN_COM_ERROR) || e == ER_ERROR_DURING_COMMIT;
 		if (!t->broken)
 			mysql_rollback(t->c->m);
 		txn_end(t);
@@ -1918,6 +1941,7 @@ static void my_close(struct store *st)
 
 static const struct store_ops mysql_ops = {
 	.name = "mysql",
+	.changelog_gaps = true,
 	.begin = my_begin,
 	.begin_read = my_begin_read,
 	.commit = my_commit,
@@ -2073,6 +2097,7 @@ static int parse_url(struct my_store *s, const char *url, char *err, size_t errl
 		}
 	s->engine = strdup("InnoDB");
 	s->connect_wait_s = 30;
+	s->causal_reads = true;
 	char *pwfile = NULL;
 	int rc = 0;
 	if (q) {
@@ -2121,9 +2146,15 @@ static int parse_url(struct my_store *s, const char *url, char *err, size_t errl
 					rc = -EINVAL;
 				}
 				s->connect_wait_s = (unsigned)w;
+			} else if (!strcmp(kv, "causal_reads")) {
+				if (strcmp(v, "0") && strcmp(v, "1")) {
+					snprintf(err, errlen, "%s: causal_reads=%s: 1 (the default) or 0", url, v);
+					rc = -EINVAL;
+				}
+				s->causal_reads = !strcmp(v, "1");
 			} else {
 				snprintf(err, errlen, "%s: unknown option '%s' (known: engine, password_file, ssl_ca, "
-					 "ssl_cert, ssl_key, tls, connect_wait)", url, kv);
+					 "ssl_cert, ssl_key, tls, connect_wait, causal_reads)", url, kv);
 				rc = -EINVAL;
 			}
 		}
