@@ -928,14 +928,34 @@ static int my_inode_put(struct store_txn *tt, const struct inode_rec *in)
 	return run(t, S_INODE_PUT, p, NULL);
 }
 
-static int del_by_ino(struct store_txn *tt, int sid, uint64_t ino)
+/* A write whose parameters are n integers (at most 8). */
+static int write_u64s(struct store_txn *tt, int sid, const uint64_t *v, int n)
 {
 	struct my_txn *t = MT(tt);
 	if (!t->write)
 		return -EROFS;
-	MYSQL_BIND p[1];
-	bu(&p[0], &ino);
+	MYSQL_BIND p[8];
+	for (int i = 0; i < n; i++)
+		bu(&p[i], &v[i]);
 	return run(t, sid, p, NULL);
+}
+
+/* A write whose parameters are an integer and bytes. */
+static int write_u64_bytes(struct store_txn *tt, int sid, uint64_t k, const void *b, size_t len)
+{
+	struct my_txn *t = MT(tt);
+	if (!t->write)
+		return -EROFS;
+	unsigned long l = len;
+	MYSQL_BIND p[2];
+	bu(&p[0], &k);
+	bb(&p[1], b, &l);
+	return run(t, sid, p, NULL);
+}
+
+static int del_by_ino(struct store_txn *tt, int sid, uint64_t ino)
+{
+	return write_u64s(tt, sid, &ino, 1);
 }
 
 static int my_inode_del(struct store_txn *tt, uint64_t ino)
@@ -1247,14 +1267,7 @@ static int my_dirent_put(struct store_txn *tt, uint64_t parent, const char *name
 static int my_dirent_del(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
 			 const struct dirent_rec *d)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	unsigned long l = len;
-	MYSQL_BIND p[2];
-	bu(&p[0], &parent);
-	bb(&p[1], name, &l);
-	return run(t, S_DIRENT_DEL, p, NULL);
+	return write_u64_bytes(tt, S_DIRENT_DEL, parent, name, len);
 }
 
 static int my_names_of(struct store_txn *tt, uint64_t ino, name_cb cb, void *arg)
@@ -1323,14 +1336,7 @@ static int my_xattr_put(struct store_txn *tt, uint64_t ino, const char *name, co
 
 static int my_xattr_del(struct store_txn *tt, uint64_t ino, const char *name)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	unsigned long l = strlen(name);
-	MYSQL_BIND p[2];
-	bu(&p[0], &ino);
-	bb(&p[1], name, &l);
-	return run(t, S_XATTR_DEL, p, NULL);
+	return write_u64_bytes(tt, S_XATTR_DEL, ino, name, strlen(name));
 }
 
 static int my_xattr_list(struct store_txn *tt, uint64_t ino, xattr_list_cb cb, void *arg)
@@ -1354,14 +1360,7 @@ static int my_inline_get(struct store_txn *t, uint64_t ino, void **val, size_t *
 
 static int my_inline_put(struct store_txn *tt, uint64_t ino, const void *val, size_t len)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	unsigned long vl = len;
-	MYSQL_BIND p[2];
-	bu(&p[0], &ino);
-	bb(&p[1], val, &vl);
-	return run(t, S_INLINE_PUT, p, NULL);
+	return write_u64_bytes(tt, S_INLINE_PUT, ino, val, len);
 }
 
 static int my_inline_del(struct store_txn *t, uint64_t ino)
@@ -1405,13 +1404,8 @@ static int my_chunk_put(struct store_txn *tt, uint64_t ino, uint64_t idx, const 
 
 static int my_chunk_del(struct store_txn *tt, uint64_t ino, uint64_t idx)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	MYSQL_BIND p[2];
-	bu(&p[0], &ino);
-	bu(&p[1], &idx);
-	return run(t, S_CHUNK_DEL, p, NULL);
+	uint64_t v[2] = { ino, idx };
+	return write_u64s(tt, S_CHUNK_DEL, v, 2);
 }
 
 static int chunk_list_row(const struct user_cb *u, struct page *pg, const struct row *r)
@@ -1431,14 +1425,8 @@ static int my_chunk_list(struct store_txn *tt, uint64_t ino, uint64_t from, chun
 
 static int my_orphan_put(struct store_txn *tt, uint64_t ino)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	uint64_t session = MS(tt->store)->session;
-	MYSQL_BIND p[2];
-	bu(&p[0], &ino);
-	bu(&p[1], &session);
-	return run(t, S_ORPHAN_PUT, p, NULL);
+	uint64_t v[2] = { ino, MS(tt->store)->session };
+	return write_u64s(tt, S_ORPHAN_PUT, v, 2);
 }
 
 static int my_orphan_del(struct store_txn *t, uint64_t ino)
@@ -1487,26 +1475,14 @@ static int my_lock_list(struct store_txn *tt, uint64_t ino, int (*cb)(void *arg,
 
 static int my_lock_put(struct store_txn *tt, const struct mfs_lock *l)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	uint64_t v[8] = { l->ino, MS(tt->store)->session, l->kind, l->owner, l->start, l->end, l->type, l->pid };
-	MYSQL_BIND p[8];
-	for (int i = 0; i < 8; i++)
-		bu(&p[i], &v[i]);
-	return run(t, S_PLOCK_PUT, p, NULL);
+	return write_u64s(tt, S_PLOCK_PUT, v, 8);
 }
 
 static int my_lock_del(struct store_txn *tt, uint64_t ino, uint64_t session, uint32_t kind, uint64_t owner)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	uint64_t v[4] = { ino, session ? session : MS(tt->store)->session, kind, owner };
-	MYSQL_BIND p[4];
-	for (int i = 0; i < 4; i++)
-		bu(&p[i], &v[i]);
-	return run(t, S_PLOCK_DEL, p, NULL);
+	return write_u64s(tt, S_PLOCK_DEL, v, 4);
 }
 
 /* ---------------------------------------------------------------- provenance */
