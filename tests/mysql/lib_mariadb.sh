@@ -62,18 +62,24 @@ mariadb_start() { # NAME PORT [options...]
 	mariadb_install "$1" && mariadb_launch "$@"
 }
 
+# Waits up to TENTHS tenths of a second for PID to exit, then kills it
+# (SIGKILL) and reaps it.
+reap() { # PID TENTHS
+	local i
+	for i in $(seq 1 "$2"); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 mariadb_stop() { # NAME
 	local f=$MARIADB_DIR/$1/daemon.pid pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
 	kill "$pid" 2>/dev/null || true
-	local i
-	for i in $(seq 1 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	reap "$pid" 200
 	rm -f "$f"
 }
 
@@ -232,7 +238,7 @@ galera_start_cluster() { # NAME...
 # whatever is left of their state transfers (an rsync daemon, an SST
 # script): only processes whose command line names this test's directory.
 galera_stop_all() {
-	local name f pids=() pid i
+	local name f pids=() pid
 	for name in "${GALERA_NODES[@]}"; do
 		f=$MARIADB_DIR/$name/daemon.pid
 		[ -f "$f" ] || continue
@@ -241,12 +247,7 @@ galera_stop_all() {
 		kill "$pid" 2>/dev/null && pids+=("$pid")
 	done
 	for pid in "${pids[@]}"; do
-		for i in $(seq 1 300); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		reap "$pid" 300
 	done
 	for name in "${GALERA_NODES[@]}"; do
 		rm -f "$MARIADB_DIR/$name/daemon.pid"

@@ -37,7 +37,7 @@ MOUNT_MNTS=()
 WRITER_PIDS=()
 
 cleanup() {
-	local rc=$? pid m _ f n
+	local rc=$? pid m f n
 	set +e
 	cd /
 	touch "$E2E_TMP/stop" 2>/dev/null
@@ -61,12 +61,7 @@ cleanup() {
 		unmount_volume "$m" quiet
 	done
 	for pid in "${MOUNT_PIDS[@]}"; do
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		reap "$pid" 100
 	done
 	galera_stop_all
 	if [ -n "${E2E_KEEP:-}" ]; then
@@ -651,6 +646,21 @@ ist_count() { # NAME
 	grep -c "IST received" "$MARIADB_DIR/$1/error.log" || true
 }
 
+# Restarts node NAME after a kill and waits until all three nodes are Synced
+# in a cluster of 3; sets REJOINED_BY to IST or SST.
+rejoin() { # NAME WHAT
+	local node=$1 what=$2 ist0 n
+	ist0=$(ist_count "$node")
+	galera_start_node "$node" || fail "cannot restart $what"
+	for n in n1 n2 n3; do
+		galera_wait_synced "$n" 3 || fail "node $n is not Synced in a cluster of 3 after $what restarted"
+	done
+	REJOINED_BY=SST
+	if [ "$(ist_count "$node")" -gt "$ist0" ]; then
+		REJOINED_BY=IST
+	fi
+}
+
 # The survivors' general query log around a kill shows the mounts asking
 # whether a commit cut off by the kill went through (commit_outcome in
 # store_mysql.c: wsrep_sync_wait=1, then a changelog id LOCK IN SHARE MODE).
@@ -687,13 +697,8 @@ note "mount A logged: ${line#*warning: }"
 # 3. it restarts under load, and rejoins (IST, or SST)
 R1=$(now_s)
 window "$K1" "$R1" "the kill of node 1"
-ist0=$(ist_count n1)
-galera_start_node n1 || fail "cannot restart node 1"
-for n in n1 n2 n3; do
-	galera_wait_synced "$n" 3 || fail "node $n is not Synced in a cluster of 3 after node 1 restarted"
-done
-how=SST
-[ "$(ist_count n1)" -gt "$ist0" ] && how=IST
+rejoin n1 "node 1"
+how=$REJOINED_BY
 note "node 1 rejoined under load by $how and is Synced after $(python3 -c "print(round($(now_s) - $R1, 1))") s"
 sleep 2
 no_errors "while node 1 rejoined"
@@ -815,13 +820,8 @@ done
 # ---------------------------------------------------------------- node 2 back
 
 R2=$(now_s)
-ist0=$(ist_count n2)
-galera_start_node n2 || fail "cannot restart node 2"
-for n in n1 n2 n3; do
-	galera_wait_synced "$n" 3 || fail "node $n is not Synced in a cluster of 3 after node 2 restarted"
-done
-how2=SST
-[ "$(ist_count n2)" -gt "$ist0" ] && how2=IST
+rejoin n2 "node 2"
+how2=$REJOINED_BY
 note "node 2 rejoined by $how2 and is Synced after $(python3 -c "print(round($(now_s) - $R2, 1))") s"
 # the same tables on the three nodes (the three sums at once)
 pids=()
