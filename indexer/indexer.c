@@ -1379,8 +1379,15 @@ static void *indexer_main(void *arg)
 		size_t applied = 0;
 		int rc = indexer_step(ix, BATCH, &applied);
 		if (rc) {
-			log_error("the indexer stopped at record %llu: %s; retrying",
-				  (unsigned long long)indexer_cursor(ix), strerror(-rc));
+			/* MFS_ERETRY: the store lost its server, or a conflict;
+			 * not an errno to print */
+			if (rc == MFS_ERETRY)
+				log_warn("the indexer stopped at record %llu: the metadata store is "
+					 "unavailable (a failover?); retrying",
+					 (unsigned long long)indexer_cursor(ix));
+			else
+				log_error("the indexer stopped at record %llu: %s; retrying",
+					  (unsigned long long)indexer_cursor(ix), strerror(-rc));
 			indexer_close(ix);
 			ix = NULL;
 			idle_ms = 1000;
