@@ -211,6 +211,14 @@ struct store_ops {
 	 * indexes, such as the by-cookie copy of directory entries */
 	int (*check_indexes)(struct store *s, bool repair, store_issue_cb cb, void *arg);
 
+	/* Optional, for stores where each call is a round trip: directory dir
+	 * (locked when lock; its record in dir_out), its entry name (in d) and,
+	 * with child_out, the inode the entry names (locked when lock), in one
+	 * call. -ENOENT when dir does not exist; 0 otherwise, *found telling
+	 * whether the entry does, child_out->ino 0 when it names no inode. */
+	int (*entry_get)(struct store_txn *t, uint64_t dir, bool lock, struct inode_rec *dir_out,
+			 const char *name, size_t len, bool *found, struct dirent_rec *d,
+			 struct inode_rec *child_out);
 	int (*dirent_get)(struct store_txn *t, uint64_t parent, const char *name,
 			  size_t len, struct dirent_rec *out);
 	int (*dirent_put)(struct store_txn *t, uint64_t parent, const char *name,

@@ -168,6 +168,42 @@ static int lock_dir(struct store_txn *t, uint64_t ino, struct inode_rec *out)
 	return 0;
 }
 
+static int missing_inode(uint64_t parent, const char *name, uint64_t ino)
+{
+	log_error("entry '%s' in directory %llu names inode %llu, which does not exist", name,
+		  (unsigned long long)parent, (unsigned long long)ino);
+	return -EIO;
+}
+
+/* lock_dir, then the entry name in it: 0 with *found telling whether there
+ * is one; with child, the inode it names, locked. One call to a store that
+ * has entry_get. */
+static int lock_dir_entry(struct store_txn *t, uint64_t ino, struct inode_rec *dir, const char *name, size_t len,
+			  bool *found, struct dirent_rec *d, struct inode_rec *child)
+{
+	int rc;
+	if (OPS(t)->entry_get) {
+		if ((rc = OPS(t)->entry_get(t, ino, true, dir, name, len, found, d, child)))
+			return rc;
+		if (!S_ISDIR(dir->mode))
+			return -ENOTDIR;
+		if (dir->nlink == 0)
+			return -ENOENT;
+	} else {
+		if ((rc = lock_dir(t, ino, dir)))
+			return rc;
+		rc = OPS(t)->dirent_get(t, ino, name, len, d);
+		if (rc && rc != -ENOENT)
+			return rc;
+		*found = rc == 0;
+		if (*found && child && (rc = OPS(t)->inode_get(t, d->ino, child, true)))
+			return rc == -ENOENT ? missing_inode(ino, name, d->ino) : rc;
+	}
+	if (*found && child && child->ino == 0)
+		return missing_inode(ino, name, d->ino);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- lookups */
 
 struct lookup_args {
@@ -180,16 +216,22 @@ static int do_lookup(struct store_txn *t, void *arg)
 {
 	struct lookup_args *a = arg;
 	struct dirent_rec d;
-	int rc = OPS(t)->dirent_get(t, a->parent, a->name, strlen(a->name), &d);
+	int rc;
+	if (OPS(t)->entry_get) {
+		struct inode_rec dir;
+		bool found;
+		rc = OPS(t)->entry_get(t, a->parent, false, &dir, a->name, strlen(a->name), &found, &d, a->out);
+		if (rc)
+			return rc;
+		if (!found)
+			return -ENOENT;
+		return a->out->ino ? 0 : missing_inode(a->parent, a->name, d.ino);
+	}
+	rc = OPS(t)->dirent_get(t, a->parent, a->name, strlen(a->name), &d);
 	if (rc)
 		return rc;
 	rc = OPS(t)->inode_get(t, d.ino, a->out, false);
-	if (rc == -ENOENT) {
-		log_error("entry '%s' in directory %llu names inode %llu, which does not exist",
-			  a->name, (unsigned long long)a->parent, (unsigned long long)d.ino);
-		rc = -EIO;
-	}
-	return rc;
+	return rc == -ENOENT ? missing_inode(a->parent, a->name, d.ino) : rc;
 }
 
 int ns_lookup(struct mfs_volume *v, uint64_t parent, const char *name, struct inode_rec *out)
@@ -318,16 +360,14 @@ static int do_create(struct store_txn *t, void *arg)
 {
 	struct create_args *a = arg;
 	struct inode_rec dir;
-	int rc = lock_dir(t, a->parent, &dir);
-	if (rc)
-		return rc;
 	size_t len = strlen(a->name);
 	struct dirent_rec d;
-	rc = OPS(t)->dirent_get(t, a->parent, a->name, len, &d);
-	if (rc == 0)
-		return -EEXIST;
-	if (rc != -ENOENT)
+	bool found;
+	int rc = lock_dir_entry(t, a->parent, &dir, a->name, len, &found, &d, NULL);
+	if (rc)
 		return rc;
+	if (found)
+		return -EEXIST;
 	bool is_dir = S_ISDIR(a->mode);
 	if (is_dir && dir.nlink >= MFS_LINK_MAX)
 		return -EMLINK;
@@ -582,21 +622,18 @@ static int do_remove(struct store_txn *t, void *arg)
 {
 	struct remove_args *a = arg;
 	struct inode_rec dir, in;
-	int rc = lock_dir(t, a->parent, &dir);
-	if (rc)
-		return rc;
 	size_t len = strlen(a->name);
 	struct dirent_rec d;
-	rc = OPS(t)->dirent_get(t, a->parent, a->name, len, &d);
+	bool found;
+	int rc = lock_dir_entry(t, a->parent, &dir, a->name, len, &found, &d, &in);
 	if (rc)
 		return rc;
+	if (!found)
+		return -ENOENT;
 	if (a->dir && !S_ISDIR(d.type))
 		return -ENOTDIR;
 	if (!a->dir && S_ISDIR(d.type))
 		return -EISDIR;
-	rc = OPS(t)->inode_get(t, d.ino, &in, true);
-	if (rc)
-		return rc == -ENOENT ? -EIO : rc;
 	if (a->dir && (rc = check_empty(t, in.ino)))
 		return rc;
 	struct timespec now = mfs_now();
@@ -680,19 +717,28 @@ static int do_rename(struct store_txn *t, void *arg)
 	struct inode_rec *P = &pdir, *NP = cross ? &npdir_own : &pdir;
 	uint64_t first = a->parent < a->newparent ? a->parent : a->newparent;
 	uint64_t second = a->parent < a->newparent ? a->newparent : a->parent;
-	if ((rc = lock_dir(t, first, first == a->parent ? P : NP)))
-		return rc;
-	if (cross && (rc = lock_dir(t, second, second == a->parent ? P : NP)))
-		return rc;
-
+	/* each directory locked with its entry (the source's, or the
+	 * destination's), the destination's entry in a directory of both */
 	size_t len = strlen(a->name), newlen = strlen(a->newname);
 	struct dirent_rec sd, dd;
-	if ((rc = OPS(t)->dirent_get(t, a->parent, a->name, len, &sd)))
+	bool src_found, dst_exists;
+	bool first_src = first == a->parent;
+	if ((rc = lock_dir_entry(t, first, first_src ? P : NP, first_src ? a->name : a->newname,
+				 first_src ? len : newlen, first_src ? &src_found : &dst_exists,
+				 first_src ? &sd : &dd, NULL)))
 		return rc;
-	rc = OPS(t)->dirent_get(t, a->newparent, a->newname, newlen, &dd);
-	if (rc && rc != -ENOENT)
+	if (cross && (rc = lock_dir_entry(t, second, first_src ? NP : P, first_src ? a->newname : a->name,
+					  first_src ? newlen : len, first_src ? &dst_exists : &src_found,
+					  first_src ? &dd : &sd, NULL)))
 		return rc;
-	bool dst_exists = rc == 0;
+	if (!cross) {
+		rc = OPS(t)->dirent_get(t, a->newparent, a->newname, newlen, &dd);
+		if (rc && rc != -ENOENT)
+			return rc;
+		dst_exists = rc == 0;
+	}
+	if (!src_found)
+		return -ENOENT;
 	if ((a->flags & RENAME_NOREPLACE) && dst_exists)
 		return -EEXIST;
 	if (exchange && !dst_exists)
@@ -1312,9 +1358,8 @@ static int do_reclaim(struct store_txn *t, void *arg)
 		return rc;
 	if (in.nlink > 0)
 		return OPS(t)->orphan_del(t, a->ino);
-	struct bs_config cfg = bscfg(a->v);
-	if ((rc = bs_free(t, &cfg, &in)))
-		return rc;
+	/* the xattrs' names read before the first write, so that a store
+	 * that defers writes sends them all at the commit */
 	struct name_list l = { 0 };
 	rc = OPS(t)->xattr_list(t, a->ino, collect_name, &l);
 	for (size_t i = 0; i < l.n; i++) {
@@ -1323,7 +1368,9 @@ static int do_reclaim(struct store_txn *t, void *arg)
 		free(l.v[i]);
 	}
 	free(l.v);
-	if (rc || (rc = OPS(t)->inode_del(t, a->ino)) || (rc = OPS(t)->orphan_del(t, a->ino)))
+	struct bs_config cfg = bscfg(a->v);
+	if (rc || (rc = bs_free(t, &cfg, &in)) || (rc = OPS(t)->inode_del(t, a->ino)) ||
+	    (rc = OPS(t)->orphan_del(t, a->ino)))
 		return rc;
 	a->freed = true;
 	return 0;

@@ -42,6 +42,7 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <errmsg.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,54 +55,45 @@
 #define MAX_HOSTS 16
 #define POOL_MAX 64
 #define INO_RESERVE 4096
-#define MAXCOL 20
+#define MAXCOL 44
 #define HEARTBEAT_S 5
 /* a session silent this long is gone: its orphans may be reclaimed */
 #define SESSION_DEAD_S 60
 #define LOCK_WAIT_S 2
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+/* deferred writes go to the server in one call when there are this many */
+#define DEFER_OPS 512
+#define DEFER_BYTES (1u << 20)
 
 /* ---------------------------------------------------------------- statements */
 
 enum {
 	S_INODE_GET,
 	S_INODE_GET_LOCK,
-	S_INODE_PUT,
-	S_INODE_DEL,
 	S_INODE_SCAN,
 	S_DIRENT_GET,
-	S_DIRENT_PUT,
-	S_DIRENT_DEL,
+	S_ENTRY_GET,
+	S_ENTRY_GET_LOCK,
 	S_NAMES_OF,
 	S_DIR_LIST,
 	S_DIRENT_SCAN,
 	S_NAMES_SCAN,
 	S_XATTR_GET,
-	S_XATTR_PUT,
-	S_XATTR_DEL,
 	S_XATTR_LIST,
 	S_XATTR_SCAN,
 	S_INLINE_GET,
-	S_INLINE_PUT,
-	S_INLINE_DEL,
 	S_INLINE_SCAN,
 	S_CHUNK_GET,
 	S_CHUNK_PUT,
 	S_CHUNK_DEL,
 	S_CHUNK_LIST,
 	S_CHUNK_SCAN,
-	S_ORPHAN_PUT,
-	S_ORPHAN_DEL,
 	S_ORPHAN_LIST,
 	S_PROV_GET,
 	S_PROV_GET_LOCK,
-	S_PROV_PUT,
 	S_PROV_SCAN,
-	S_PROV_DEL,
-	S_LOG_APPEND,
 	S_LOG_READ,
 	S_LOG_BOUNDS,
-	S_LOG_CHECK,
 	S_LOCK_GET,
 	S_LOCK_PUT,
 	S_INO_RESERVE,
@@ -115,6 +107,10 @@ enum {
 	S_PLOCK_DEL,
 	S_SESSION_PUT,
 	S_SESSION_DEL,
+	S_MARKS_DEL,
+	S_MARKS_REAP,
+	S_MARK_GET,
+	S_APPLY,
 	S_COUNT
 };
 
@@ -122,22 +118,33 @@ enum {
 	"mode, nlink, uid, gid, rdev, size, version, parent, next_cookie, flags, atime_s, " \
 	"atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, btime_s, btime_ns"
 
+/* the inode columns of table alias x, ino first */
+#define INODE_COLS_OF(x)                                                                                    \
+	x ".ino, " x ".mode, " x ".nlink, " x ".uid, " x ".gid, " x ".rdev, " x ".size, " x ".version, " x  \
+	".parent, " x ".next_cookie, " x ".flags, " x ".atime_s, " x ".atime_ns, " x ".mtime_s, " x          \
+	".mtime_ns, " x ".ctime_s, " x ".ctime_ns, " x ".btime_s, " x ".btime_ns"
+
+/* a directory, its entry by name and the inode the entry names (entry_get) */
+#define ENTRY_GET                                                                                   \
+	"SELECT " INODE_COLS_OF("p") ", d.ino, d.type, d.cookie, " INODE_COLS_OF("c") " FROM inodes p " \
+	"LEFT JOIN dirents d ON d.parent = p.ino AND d.name = ? LEFT JOIN inodes c ON c.ino = d.ino "    \
+	"WHERE p.ino = ?"
+
+#define INODE_UPSERT                                                                            \
+	"ON DUPLICATE KEY UPDATE mode=VALUES(mode), nlink=VALUES(nlink), uid=VALUES(uid), "     \
+	"gid=VALUES(gid), rdev=VALUES(rdev), size=VALUES(size), version=VALUES(version), "       \
+	"parent=VALUES(parent), next_cookie=VALUES(next_cookie), flags=VALUES(flags), "          \
+	"atime_s=VALUES(atime_s), atime_ns=VALUES(atime_ns), mtime_s=VALUES(mtime_s), "          \
+	"mtime_ns=VALUES(mtime_ns), ctime_s=VALUES(ctime_s), ctime_ns=VALUES(ctime_ns), "        \
+	"btime_s=VALUES(btime_s), btime_ns=VALUES(btime_ns)"
+
 static const char *const sql[S_COUNT] = {
 	[S_INODE_GET] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ?",
 	[S_INODE_GET_LOCK] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ? FOR UPDATE",
-	[S_INODE_PUT] = "INSERT INTO inodes (ino, " INODE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-			"ON DUPLICATE KEY UPDATE mode=VALUES(mode), nlink=VALUES(nlink), uid=VALUES(uid), "
-			"gid=VALUES(gid), rdev=VALUES(rdev), size=VALUES(size), version=VALUES(version), "
-			"parent=VALUES(parent), next_cookie=VALUES(next_cookie), flags=VALUES(flags), "
-			"atime_s=VALUES(atime_s), atime_ns=VALUES(atime_ns), mtime_s=VALUES(mtime_s), "
-			"mtime_ns=VALUES(mtime_ns), ctime_s=VALUES(ctime_s), ctime_ns=VALUES(ctime_ns), "
-			"btime_s=VALUES(btime_s), btime_ns=VALUES(btime_ns)",
-	[S_INODE_DEL] = "DELETE FROM inodes WHERE ino = ?",
 	[S_INODE_SCAN] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino >= ? ORDER BY ino LIMIT ?",
 	[S_DIRENT_GET] = "SELECT ino, type, cookie FROM dirents WHERE parent = ? AND name = ?",
-	[S_DIRENT_PUT] = "INSERT INTO dirents (parent, name, ino, type, cookie) VALUES (?,?,?,?,?) "
-			 "ON DUPLICATE KEY UPDATE ino=VALUES(ino), type=VALUES(type), cookie=VALUES(cookie)",
-	[S_DIRENT_DEL] = "DELETE FROM dirents WHERE parent = ? AND name = ?",
+	[S_ENTRY_GET] = ENTRY_GET,
+	[S_ENTRY_GET_LOCK] = ENTRY_GET " FOR UPDATE",
 	[S_NAMES_OF] = "SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name",
 	[S_DIR_LIST] = "SELECT name, ino, type, cookie FROM dirents WHERE parent = ? AND cookie >= ? "
 		       "ORDER BY cookie LIMIT ?",
@@ -146,15 +153,10 @@ static const char *const sql[S_COUNT] = {
 	[S_NAMES_SCAN] = "SELECT ino, parent, name FROM dirents WHERE ino > ? OR (ino = ? AND "
 			 "(parent > ? OR (parent = ? AND name >= ?))) ORDER BY ino, parent, name LIMIT ?",
 	[S_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ? AND name = ?",
-	[S_XATTR_PUT] = "INSERT INTO xattrs (ino, name, value) VALUES (?,?,?) "
-			"ON DUPLICATE KEY UPDATE value=VALUES(value)",
-	[S_XATTR_DEL] = "DELETE FROM xattrs WHERE ino = ? AND name = ?",
 	[S_XATTR_LIST] = "SELECT name FROM xattrs WHERE ino = ? ORDER BY name",
 	[S_XATTR_SCAN] = "SELECT ino, name, value FROM xattrs WHERE ino > ? OR (ino = ? AND name >= ?) "
 			 "ORDER BY ino, name LIMIT ?",
 	[S_INLINE_GET] = "SELECT data FROM inline_data WHERE ino = ?",
-	[S_INLINE_PUT] = "INSERT INTO inline_data (ino, data) VALUES (?,?) ON DUPLICATE KEY UPDATE data=VALUES(data)",
-	[S_INLINE_DEL] = "DELETE FROM inline_data WHERE ino = ?",
 	[S_INLINE_SCAN] = "SELECT ino, data FROM inline_data WHERE ino >= ? ORDER BY ino LIMIT ?",
 	[S_CHUNK_GET] = "SELECT data FROM chunks WHERE ino = ? AND idx = ?",
 	[S_CHUNK_PUT] = "INSERT INTO chunks (ino, idx, data) VALUES (?,?,?) ON DUPLICATE KEY UPDATE data=VALUES(data)",
@@ -162,21 +164,15 @@ static const char *const sql[S_COUNT] = {
 	[S_CHUNK_LIST] = "SELECT idx FROM chunks WHERE ino = ? AND idx >= ? ORDER BY idx LIMIT ?",
 	[S_CHUNK_SCAN] = "SELECT ino, idx, data FROM chunks WHERE ino > ? OR (ino = ? AND idx >= ?) "
 			 "ORDER BY ino, idx LIMIT ?",
-	[S_ORPHAN_PUT] = "INSERT INTO orphans (ino, session) VALUES (?,?) ON DUPLICATE KEY UPDATE session=VALUES(session)",
-	[S_ORPHAN_DEL] = "DELETE FROM orphans WHERE ino = ?",
 	/* the orphans of this session and of sessions that are gone; those
 	 * of a live mount elsewhere are still open there */
 	[S_ORPHAN_LIST] = "SELECT o.ino FROM orphans o LEFT JOIN sessions s ON s.id = o.session "
 			  "WHERE o.session = ? OR s.id IS NULL OR s.heartbeat_ns < ? ORDER BY o.ino",
 	[S_PROV_GET] = "SELECT v FROM prov WHERE k = ?",
 	[S_PROV_GET_LOCK] = "SELECT v FROM prov WHERE k = ? FOR UPDATE",
-	[S_PROV_PUT] = "INSERT INTO prov (k, v) VALUES (?,?) ON DUPLICATE KEY UPDATE v=VALUES(v)",
 	[S_PROV_SCAN] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
-	[S_PROV_DEL] = "DELETE FROM prov WHERE k = ?",
-	[S_LOG_APPEND] = "INSERT INTO changelog (rec) VALUES (?)",
 	[S_LOG_READ] = "SELECT seq, rec FROM changelog WHERE seq >= ? ORDER BY seq LIMIT ?",
 	[S_LOG_BOUNDS] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changelog",
-	[S_LOG_CHECK] = "SELECT seq FROM changelog WHERE seq = ? LOCK IN SHARE MODE",
 	[S_LOCK_GET] = "SELECT name FROM locks WHERE name = ? FOR UPDATE",
 	[S_LOCK_PUT] = "INSERT INTO locks (name) VALUES (?)",
 	[S_INO_RESERVE] = "UPDATE counters SET value = LAST_INSERT_ID(value + ?) WHERE name = 'inohi'",
@@ -199,6 +195,13 @@ static const char *const sql[S_COUNT] = {
 	[S_SESSION_PUT] = "INSERT INTO sessions (id, host, pid, heartbeat_ns) VALUES (?,?,?,?) "
 			  "ON DUPLICATE KEY UPDATE heartbeat_ns=VALUES(heartbeat_ns)",
 	[S_SESSION_DEL] = "DELETE FROM sessions WHERE id = ?",
+	[S_MARKS_DEL] = "DELETE FROM commit_marks WHERE session = ?",
+	/* the marks of mounts that are gone (see SESSION_DEAD_S) */
+	[S_MARKS_REAP] = "DELETE m FROM commit_marks m LEFT JOIN sessions s ON s.id = m.session "
+			 "WHERE s.id IS NULL OR s.heartbeat_ns < ?",
+	[S_MARK_GET] = "SELECT n FROM commit_marks WHERE conn = ? LOCK IN SHARE MODE",
+	/* a transaction's deferred writes, and its commit (see APPLY_PROC) */
+	[S_APPLY] = "CALL metafs_apply(?, ?, ?, ?, ?)",
 };
 
 /* file locks (locks.h); schema 2 added it */
@@ -207,6 +210,71 @@ static const char *const sql[S_COUNT] = {
 	"kind TINYINT UNSIGNED NOT NULL, owner BIGINT UNSIGNED NOT NULL, first_byte BIGINT UNSIGNED NOT NULL, " \
 	"last_byte BIGINT UNSIGNED NOT NULL, type TINYINT UNSIGNED NOT NULL, pid INT UNSIGNED NOT NULL, "      \
 	"PRIMARY KEY (ino, session, kind, owner, first_byte)) ENGINE=%s"
+
+/* the last transaction each connection committed through APPLY_PROC, for
+ * telling after a connection was lost during its commit whether it
+ * committed; schema 3 added it */
+#define MARKS_TABLE                                                                               \
+	"CREATE TABLE IF NOT EXISTS commit_marks (conn BIGINT UNSIGNED PRIMARY KEY, "                  \
+	"session BIGINT UNSIGNED NOT NULL, n BIGINT UNSIGNED NOT NULL, KEY by_session (session)) ENGINE=%s"
+
+/*
+ * A write transaction's statement group, in one round trip. Writes by key
+ * (inodes, entries, xattrs, inline data, orphans, provenance) are kept by
+ * the client until the transaction reads again or commits, the last write
+ * of each key winning; then this procedure applies them, each table's
+ * deletes and then its upserts as one set-based statement over a JSON
+ * array (JSON_TABLE), appends the changelog records in their order, one
+ * INSERT each, and, with a commit mark (mc), records the mark and commits:
+ * an operation's writes and its commit are one prepared CALL. Integers travel as JSON
+ * strings (exact to 2^64), bytes as base64. m tells which arrays are there:
+ * bit 2k for the deletes of kind k, 2k+1 for its upserts (enum wkind).
+ */
+#define JT(sec, cols) " FROM JSON_TABLE(j, '$." sec "[*]' COLUMNS (" cols ")) t"
+#define JU(n, i) n " BIGINT UNSIGNED PATH '$[" #i "]'"
+#define JI(n, i) n " BIGINT PATH '$[" #i "]'"
+#define JB(n, i) n " LONGTEXT PATH '$[" #i "]'"
+#define JDEL(bit, table, sec, cols, on)                                                              \
+	"IF m & " bit " THEN DELETE x FROM JSON_TABLE(j, '$." sec "[*]' COLUMNS (" cols ")) t "      \
+	"STRAIGHT_JOIN " table " x ON " on "; END IF; "
+static const char apply_proc[] =
+	"CREATE PROCEDURE metafs_apply(IN j LONGTEXT, IN m INT UNSIGNED, IN sess BIGINT UNSIGNED, "
+	"IN mc BIGINT UNSIGNED, IN mn BIGINT UNSIGNED) MODIFIES SQL DATA SQL SECURITY INVOKER BEGIN "
+	"DECLARE i, n INT UNSIGNED DEFAULT 0; "
+	JDEL("1", "inodes", "d0", JU("a", 0), "x.ino = t.a")
+	"IF m & 2 THEN INSERT INTO inodes (ino, " INODE_COLS ") "
+	"SELECT a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18"
+	JT("p0", JU("a0", 0) ", " JU("a1", 1) ", " JU("a2", 2) ", " JU("a3", 3) ", " JU("a4", 4) ", "
+		 JU("a5", 5) ", " JU("a6", 6) ", " JU("a7", 7) ", " JU("a8", 8) ", " JU("a9", 9) ", "
+		 JU("a10", 10) ", " JI("a11", 11) ", " JU("a12", 12) ", " JI("a13", 13) ", "
+		 JU("a14", 14) ", " JI("a15", 15) ", " JU("a16", 16) ", " JI("a17", 17) ", " JU("a18", 18))
+	" " INODE_UPSERT "; END IF; "
+	JDEL("4", "dirents", "d1", JU("a", 0) ", " JB("b", 1), "x.parent = t.a AND x.name = FROM_BASE64(t.b)")
+	"IF m & 8 THEN INSERT INTO dirents (parent, name, ino, type, cookie) "
+	"SELECT a, FROM_BASE64(b), c, d, e"
+	JT("p1", JU("a", 0) ", " JB("b", 1) ", " JU("c", 2) ", " JU("d", 3) ", " JU("e", 4))
+	" ON DUPLICATE KEY UPDATE ino=VALUES(ino), type=VALUES(type), cookie=VALUES(cookie); END IF; "
+	JDEL("16", "xattrs", "d2", JU("a", 0) ", " JB("b", 1), "x.ino = t.a AND x.name = FROM_BASE64(t.b)")
+	"IF m & 32 THEN INSERT INTO xattrs (ino, name, value) SELECT a, FROM_BASE64(b), FROM_BASE64(c)"
+	JT("p2", JU("a", 0) ", " JB("b", 1) ", " JB("c", 2))
+	" ON DUPLICATE KEY UPDATE value=VALUES(value); END IF; "
+	JDEL("64", "inline_data", "d3", JU("a", 0), "x.ino = t.a")
+	"IF m & 128 THEN INSERT INTO inline_data (ino, data) SELECT a, FROM_BASE64(b)"
+	JT("p3", JU("a", 0) ", " JB("b", 1)) " ON DUPLICATE KEY UPDATE data=VALUES(data); END IF; "
+	JDEL("256", "orphans", "d4", JU("a", 0), "x.ino = t.a")
+	"IF m & 512 THEN INSERT INTO orphans (ino, session) SELECT a, b"
+	JT("p4", JU("a", 0) ", " JU("b", 1)) " ON DUPLICATE KEY UPDATE session=VALUES(session); END IF; "
+	JDEL("1024", "prov", "d5", JB("a", 0), "x.k = FROM_BASE64(t.a)")
+	"IF m & 2048 THEN INSERT INTO prov (k, v) SELECT FROM_BASE64(a), FROM_BASE64(b)"
+	JT("p5", JB("a", 0) ", " JB("b", 1)) " ON DUPLICATE KEY UPDATE v=VALUES(v); END IF; "
+	/* one row per INSERT: a multi-row INSERT ... SELECT reserves
+	 * AUTO_INCREMENT ids in blocks and leaves the unused ones as holes */
+	"IF m & 8192 THEN SET n = JSON_LENGTH(j, '$.p6'); WHILE i < n DO "
+	"INSERT INTO changelog (rec) VALUES (FROM_BASE64(JSON_UNQUOTE(JSON_EXTRACT(j, CONCAT('$.p6[', i, '][0]'))))); "
+	"SET i = i + 1; END WHILE; END IF; "
+	"IF mc <> 0 THEN INSERT INTO commit_marks (conn, session, n) VALUES (mc, sess, mn) "
+	"ON DUPLICATE KEY UPDATE n = VALUES(n); COMMIT; END IF; "
+	"END";
 
 /* Created by format, in this order; %s is the engine. */
 static const char *const schema[] = {
@@ -236,11 +304,12 @@ static const char *const schema[] = {
 	"CREATE TABLE prov (k VARBINARY(64) PRIMARY KEY, v MEDIUMBLOB NOT NULL) ENGINE=%s",
 	"CREATE TABLE changelog (seq BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, rec MEDIUMBLOB NOT NULL) ENGINE=%s",
 	PLOCKS_TABLE,
+	MARKS_TABLE,
 };
 
 static const char *const tables[] = {
 	"super", "counters", "locks", "sessions", "inodes", "dirents",
-	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog", "plocks",
+	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog", "plocks", "commit_marks",
 };
 
 /* ---------------------------------------------------------------- types */
@@ -250,6 +319,7 @@ struct my_conn {
 	MYSQL_STMT *st[S_COUNT];
 	int host;
 	bool causal; /* wsrep_sync_wait is on for the session */
+	uint64_t mark_id, mark_n; /* commit_marks: this connection's row and last mark */
 };
 
 struct my_host {
@@ -288,12 +358,28 @@ struct my_store {
 	_Atomic uint64_t used_bytes, used_inodes;
 };
 
+/* The kinds of deferred writes (see apply_proc). */
+enum wkind { W_INODE, W_DIRENT, W_XATTR, W_INLINE, W_ORPHAN, W_PROV, W_LOG, W_KINDS };
+
+struct wop {
+	enum wkind kind;
+	bool del;
+	unsigned char *key; /* what the write replaces (none for W_LOG) */
+	size_t klen;
+	char *json; /* its row of the JSON array */
+	size_t jlen;
+};
+
 struct my_txn {
 	struct store_txn base;
 	struct my_conn *c;
 	bool write;
 	bool broken; /* the connection is unusable: close it, do not pool it */
-	uint64_t first_seq; /* the first changelog id this transaction inserted */
+	bool ran; /* a statement went to the server */
+	bool wrote; /* a write went to the server (deferred or not) */
+	bool unmarked; /* commit without a commit mark (see end_session) */
+	struct wop *ops; /* deferred writes, in the order they were made */
+	size_t nops, cap, bytes;
 };
 
 static struct my_store *MS(struct store *s)
@@ -421,6 +507,8 @@ static int conn_open_host(struct my_store *s, int h, bool with_db, struct my_con
 	if (!c)
 		return -ENOMEM;
 	c->host = h;
+	RAND_bytes((unsigned char *)&c->mark_id, sizeof c->mark_id);
+	c->mark_id = (c->mark_id >> 1) | 1; /* never 0, which means no mark */
 	c->m = mysql_init(NULL);
 	if (!c->m) {
 		free(c);
@@ -613,17 +701,26 @@ static int stmt_get(struct my_txn *t, int sid, MYSQL_STMT **out)
 	return 0;
 }
 
+static int apply_writes(struct my_txn *t, bool commit);
+
 /* Runs statement sid; with out, collects every row of its result. */
 static int run(struct my_txn *t, int sid, MYSQL_BIND *params, struct rows *out)
 {
 	struct my_store *s = MS(t->base.store);
 	if (t->broken)
 		return MFS_ERETRY;
+	int rc;
+	/* a read sees the transaction's own writes */
+	if (out && t->nops && (rc = apply_writes(t, false)))
+		return rc;
 	MYSQL_STMT *st = NULL;
-	int rc = stmt_get(t, sid, &st);
+	rc = stmt_get(t, sid, &st);
 	if (rc)
 		return rc;
 	s->statements++;
+	t->ran = true;
+	if (!out)
+		t->wrote = true;
 	if ((params && mysql_stmt_bind_param(st, params)) || mysql_stmt_execute(st))
 		return stmt_error(t, st, sql[sid]);
 	if (!out)
@@ -736,6 +833,212 @@ static void row_free(struct row *r)
 		free(r->b[j]);
 }
 
+/* ---------------------------------------------------------------- deferred writes */
+
+/* A growing string; oom once an allocation failed. */
+struct sbuf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static bool sb_room(struct sbuf *b, size_t len)
+{
+	if (b->oom)
+		return false;
+	if (b->n + len + 1 <= b->cap)
+		return true;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->n + len + 1)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (!p) {
+		b->oom = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static void sb_add(struct sbuf *b, const char *s, size_t len)
+{
+	if (!sb_room(b, len))
+		return;
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+	b->p[b->n] = 0;
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* The separator before a row's next value. */
+static void sb_sep(struct sbuf *b)
+{
+	sb_str(b, b->n ? "," : "[");
+}
+
+static void sb_u64(struct sbuf *b, uint64_t v)
+{
+	char t[32];
+	sb_sep(b);
+	sb_add(b, t, (size_t)snprintf(t, sizeof t, "\"%llu\"", (unsigned long long)v));
+}
+
+static void sb_i64(struct sbuf *b, int64_t v)
+{
+	char t[32];
+	sb_sep(b);
+	sb_add(b, t, (size_t)snprintf(t, sizeof t, "\"%lld\"", (long long)v));
+}
+
+static void sb_bytes(struct sbuf *b, const void *p, size_t len)
+{
+	sb_sep(b);
+	size_t n = 4 * ((len + 2) / 3);
+	if (!sb_room(b, n + 2))
+		return;
+	b->p[b->n++] = '"';
+	EVP_EncodeBlock((unsigned char *)b->p + b->n, p, (int)len);
+	b->n += n;
+	b->p[b->n++] = '"';
+	b->p[b->n] = 0;
+}
+
+static void ops_clear(struct my_txn *t)
+{
+	for (size_t i = 0; i < t->nops; i++) {
+		free(t->ops[i].key);
+		free(t->ops[i].json);
+	}
+	t->nops = 0;
+	t->bytes = 0;
+}
+
+/* Whether a later write of the transaction replaces write i. */
+static bool superseded(const struct my_txn *t, size_t i)
+{
+	const struct wop *o = &t->ops[i];
+	for (size_t k = i + 1; k < t->nops; k++) {
+		const struct wop *l = &t->ops[k];
+		if (l->kind == o->kind && l->klen == o->klen && !memcmp(l->key, o->key, o->klen))
+			return true;
+	}
+	return false;
+}
+
+/* Sends the deferred writes in one CALL (apply_proc); with commit, commits
+ * the transaction in the same call. */
+static int apply_writes(struct my_txn *t, bool commit)
+{
+	struct my_store *s = MS(t->base.store);
+	struct sbuf j = { 0 };
+	uint64_t mask = 0;
+	sb_str(&j, "{");
+	for (int kind = 0; kind < W_KINDS; kind++)
+		for (int del = 1; del >= 0; del--) {
+			bool open = false;
+			for (size_t i = 0; i < t->nops; i++) {
+				const struct wop *o = &t->ops[i];
+				if ((int)o->kind != kind || o->del != (bool)del ||
+				    (kind != W_LOG && superseded(t, i)))
+					continue;
+				if (!open) {
+					char sec[16];
+					sb_add(&j, sec, (size_t)snprintf(sec, sizeof sec, "%s\"%c%d\":[",
+									 j.n > 1 ? "," : "", del ? 'd' : 'p', kind));
+					mask |= 1ull << (2 * kind + !del);
+					open = true;
+				} else {
+					sb_str(&j, ",");
+				}
+				sb_add(&j, o->json, o->jlen);
+			}
+			if (open)
+				sb_str(&j, "]");
+		}
+	sb_str(&j, "}");
+	ops_clear(t);
+	if (j.oom) {
+		free(j.p);
+		return -ENOMEM;
+	}
+	uint64_t sess = s->session, mc = 0, mn = 0;
+	if (commit) {
+		mc = t->c->mark_id;
+		mn = t->c->mark_n + 1;
+	}
+	unsigned long jl = j.n;
+	MYSQL_BIND p[5];
+	memset(p, 0, sizeof p);
+	p[0].buffer_type = MYSQL_TYPE_STRING;
+	p[0].buffer = j.p;
+	p[0].buffer_length = jl;
+	p[0].length = &jl;
+	bu(&p[1], &mask);
+	bu(&p[2], &sess);
+	bu(&p[3], &mc);
+	bu(&p[4], &mn);
+	t->wrote = true;
+	int rc = run(t, S_APPLY, p, NULL);
+	free(j.p);
+	if (rc == 0 && commit)
+		t->c->mark_n = mn;
+	return rc;
+}
+
+/* Keeps a write for the next flush. key: the record it replaces, as the
+ * integer k (when with_k) followed by b. row: its JSON row, taken over. */
+static int defer(struct store_txn *tt, enum wkind kind, bool del, bool with_k, uint64_t k, const void *b,
+		 size_t blen, struct sbuf *row)
+{
+	struct my_txn *t = MT(tt);
+	int rc = 0;
+	if (!t->write)
+		rc = -EROFS;
+	else if (t->broken)
+		rc = MFS_ERETRY;
+	else if (row->oom || mfs_array_reserve(&t->ops, &t->cap, t->nops, sizeof *t->ops))
+		rc = -ENOMEM;
+	size_t klen = (with_k ? 8 : 0) + blen;
+	unsigned char *key = NULL;
+	if (!rc && klen && !(key = malloc(klen)))
+		rc = -ENOMEM;
+	if (rc) {
+		free(row->p);
+		return rc;
+	}
+	if (with_k)
+		put_be64(key, k);
+	if (blen)
+		memcpy(key + (with_k ? 8 : 0), b, blen);
+	sb_str(row, "]");
+	if (row->oom) {
+		free(key);
+		free(row->p);
+		return -ENOMEM;
+	}
+	t->ops[t->nops++] = (struct wop){ .kind = kind, .del = del, .key = key, .klen = klen,
+					  .json = row->p, .jlen = row->n };
+	t->bytes += row->n + klen;
+	if (t->nops >= DEFER_OPS || t->bytes >= DEFER_BYTES)
+		return apply_writes(t, false);
+	return 0;
+}
+
+/* A deferred delete by an integer key and bytes (b may be NULL). */
+static int defer_del(struct store_txn *tt, enum wkind kind, uint64_t k, const void *b, size_t blen)
+{
+	struct sbuf row = { 0 };
+	sb_u64(&row, k);
+	if (b)
+		sb_bytes(&row, b, blen);
+	return defer(tt, kind, true, true, k, b, b ? blen : 0, &row);
+}
+
 /* ---------------------------------------------------------------- transactions */
 
 static int txn_new(struct store *st, bool write, struct store_txn **out)
@@ -769,6 +1072,8 @@ static int my_begin_read(struct store *st, struct store_txn **out)
 
 static void txn_end(struct my_txn *t)
 {
+	ops_clear(t);
+	free(t->ops);
 	conn_put(MS(t->base.store), t->c, t->broken);
 	free(t);
 }
@@ -778,15 +1083,16 @@ static void my_abort(struct store_txn *tt)
 	struct my_txn *t = MT(tt);
 	/* a reader took no locks and wrote nothing: its next statement
 	 * reads afresh under READ COMMITTED, no rollback needed */
-	if (t->write && !t->broken && mysql_rollback(t->c->m))
+	if (t->write && t->ran && !t->broken && mysql_rollback(t->c->m))
 		t->broken = true;
 	txn_end(t);
 }
 
-/* After a connection was lost during COMMIT: did it commit? Its first
- * changelog id exists exactly when it did. A share lock waits for a commit
+/* After a connection was lost during its commit (or Galera failed to
+ * replicate it): did it commit? Its connection's commit mark tells: the
+ * mark is written by the commit itself. A share lock waits for a commit
  * still under way on the server. */
-static int commit_outcome(struct my_store *s, uint64_t seq)
+static int commit_outcome(struct my_store *s, uint64_t mark_id, uint64_t mark_n)
 {
 	for (int attempt = 0; attempt < 10; attempt++) {
 		struct store_txn *tt;
@@ -798,13 +1104,15 @@ static int commit_outcome(struct my_store *s, uint64_t seq)
 		bool causal = t->c->causal;
 		if (!causal && mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 1"))
 			(void)mysql_errno(t->c->m);
-		uint64_t k = seq;
 		MYSQL_BIND p[1];
-		bu(&p[0], &k);
+		bu(&p[0], &mark_id);
 		struct row r;
-		rc = run_one(t, S_LOG_CHECK, p, &r);
-		if (!rc)
+		rc = run_one(t, S_MARK_GET, p, &r);
+		if (!rc) {
+			if (r.u[0] != mark_n)
+				rc = -ENOENT;
 			row_free(&r);
+		}
 		if (!causal && mysql_query(t->c->m, "SET SESSION wsrep_sync_wait = 0"))
 			(void)mysql_errno(t->c->m);
 		my_abort(tt);
@@ -831,20 +1139,37 @@ static int my_commit(struct store_txn *tt)
 		txn_end(t);
 		return MFS_ERETRY;
 	}
-	s->statements++;
 	int rc = 0;
-	if (mysql_commit(t->c->m)) {
-		unsigned e = mysql_errno(t->c->m);
-		rc = conn_query_error(t, "commit");
-		uint64_t seq = t->first_seq;
+	if (t->unmarked && t->nops && (rc = apply_writes(t, false))) {
+		if (!t->broken)
+			mysql_rollback(t->c->m);
+		txn_end(t);
+		return rc;
+	}
+	if (!t->nops && (!t->wrote || t->unmarked)) {
+		/* nothing written, the commit only ending the locking reads;
+		 * or a commit that must leave no mark */
+		if (t->ran) {
+			s->statements++;
+			if (mysql_commit(t->c->m))
+				rc = conn_query_error(t, "commit");
+		}
+		txn_end(t);
+		return rc;
+	}
+	uint64_t mark_id = t->c->mark_id, mark_n = t->c->mark_n + 1;
+	rc = apply_writes(t, true);
+	if (rc) {
+		MYSQL_STMT *st = t->c->st[S_APPLY];
+		unsigned e = st ? mysql_stmt_errno(st) : 0;
 		/* 1180 too: whether the others ordered a write set this node
 		 * failed to replicate is for them to tell */
 		bool ambiguous = (conn_error(e) && e != ER_UNKNOWN_COM_ERROR) || e == ER_ERROR_DURING_COMMIT;
 		if (!t->broken)
 			mysql_rollback(t->c->m);
 		txn_end(t);
-		if (ambiguous && seq)
-			return commit_outcome(s, seq);
+		if (ambiguous)
+			return commit_outcome(s, mark_id, mark_n);
 		return rc;
 	}
 	txn_end(t);
@@ -873,9 +1198,9 @@ static int my_lock_global(struct store_txn *tt, const char *what)
 
 /* ---------------------------------------------------------------- inodes */
 
-static void inode_from_row(const struct row *r, struct inode_rec *in)
+/* An inode from its 19 columns at u (INODE_COLS_OF). */
+static void inode_from_cols(const uint64_t *u, struct inode_rec *in)
 {
-	const uint64_t *u = r->u;
 	in->ino = u[0];
 	in->mode = (uint32_t)u[1];
 	in->nlink = (uint32_t)u[2];
@@ -892,6 +1217,11 @@ static void inode_from_row(const struct row *r, struct inode_rec *in)
 		ts[i]->tv_sec = (time_t)(int64_t)u[11 + 2 * i];
 		ts[i]->tv_nsec = (long)u[12 + 2 * i];
 	}
+}
+
+static void inode_from_row(const struct row *r, struct inode_rec *in)
+{
+	inode_from_cols(r->u, in);
 }
 
 static int my_inode_get(struct store_txn *tt, uint64_t ino, struct inode_rec *out, bool lock)
@@ -915,17 +1245,15 @@ static int my_inode_put(struct store_txn *tt, const struct inode_rec *in)
 		return -EROFS;
 	uint64_t u[11] = { in->ino, in->mode, in->nlink, in->uid, in->gid, in->rdev, in->size,
 			   in->version, in->parent, in->next_cookie, in->flags };
-	int64_t sec[4] = { in->atime.tv_sec, in->mtime.tv_sec, in->ctime.tv_sec, in->btime.tv_sec };
-	uint64_t nsec[4] = { (uint64_t)in->atime.tv_nsec, (uint64_t)in->mtime.tv_nsec,
-			     (uint64_t)in->ctime.tv_nsec, (uint64_t)in->btime.tv_nsec };
-	MYSQL_BIND p[19];
+	const struct timespec *ts[4] = { &in->atime, &in->mtime, &in->ctime, &in->btime };
+	struct sbuf row = { 0 };
 	for (int i = 0; i < 11; i++)
-		bu(&p[i], &u[i]);
+		sb_u64(&row, u[i]);
 	for (int i = 0; i < 4; i++) {
-		bi(&p[11 + 2 * i], &sec[i]);
-		bu(&p[12 + 2 * i], &nsec[i]);
+		sb_i64(&row, ts[i]->tv_sec);
+		sb_u64(&row, (uint64_t)ts[i]->tv_nsec);
 	}
-	return run(t, S_INODE_PUT, p, NULL);
+	return defer(tt, W_INODE, false, true, in->ino, NULL, 0, &row);
 }
 
 /* A write whose parameters are n integers (at most 8). */
@@ -940,27 +1268,9 @@ static int write_u64s(struct store_txn *tt, int sid, const uint64_t *v, int n)
 	return run(t, sid, p, NULL);
 }
 
-/* A write whose parameters are an integer and bytes. */
-static int write_u64_bytes(struct store_txn *tt, int sid, uint64_t k, const void *b, size_t len)
-{
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
-	unsigned long l = len;
-	MYSQL_BIND p[2];
-	bu(&p[0], &k);
-	bb(&p[1], b, &l);
-	return run(t, sid, p, NULL);
-}
-
-static int del_by_ino(struct store_txn *tt, int sid, uint64_t ino)
-{
-	return write_u64s(tt, sid, &ino, 1);
-}
-
 static int my_inode_del(struct store_txn *tt, uint64_t ino)
 {
-	return del_by_ino(tt, S_INODE_DEL, ino);
+	return defer_del(tt, W_INODE, ino, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- whole-store reads */
@@ -1247,27 +1557,53 @@ static int my_dirent_get(struct store_txn *tt, uint64_t parent, const char *name
 	return 0;
 }
 
+static int my_entry_get(struct store_txn *tt, uint64_t dir, bool lock, struct inode_rec *dir_out, const char *name,
+			size_t len, bool *found, struct dirent_rec *d, struct inode_rec *child_out)
+{
+	unsigned long l = len;
+	MYSQL_BIND p[2];
+	bb(&p[0], name, &l);
+	bu(&p[1], &dir);
+	struct row r;
+	int rc = run_one(MT(tt), lock ? S_ENTRY_GET_LOCK : S_ENTRY_GET, p, &r);
+	if (rc)
+		return rc;
+	memset(dir_out, 0, sizeof *dir_out);
+	inode_from_cols(r.u, dir_out);
+	*found = r.u[19] != 0;
+	if (*found) {
+		d->ino = r.u[19];
+		d->type = (uint32_t)r.u[20];
+		d->cookie = r.u[21];
+	}
+	if (child_out) {
+		memset(child_out, 0, sizeof *child_out);
+		if (*found)
+			inode_from_cols(r.u + 22, child_out);
+	}
+	row_free(&r);
+	return 0;
+}
+
 static int my_dirent_put(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
 			 const struct dirent_rec *d)
 {
 	struct my_txn *t = MT(tt);
 	if (!t->write)
 		return -EROFS;
-	unsigned long l = len;
-	uint64_t ino = d->ino, type = d->type, cookie = d->cookie;
-	MYSQL_BIND p[5];
-	bu(&p[0], &parent);
-	bb(&p[1], name, &l);
-	bu(&p[2], &ino);
-	bu(&p[3], &type);
-	bu(&p[4], &cookie);
-	return run(t, S_DIRENT_PUT, p, NULL);
+	struct sbuf row = { 0 };
+	sb_u64(&row, parent);
+	sb_bytes(&row, name, len);
+	sb_u64(&row, d->ino);
+	sb_u64(&row, d->type);
+	sb_u64(&row, d->cookie);
+	return defer(tt, W_DIRENT, false, true, parent, name, len, &row);
 }
 
 static int my_dirent_del(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
 			 const struct dirent_rec *d)
 {
-	return write_u64_bytes(tt, S_DIRENT_DEL, parent, name, len);
+	return defer_del(tt, W_DIRENT, parent, name, len);
 }
 
 static int my_names_of(struct store_txn *tt, uint64_t ino, name_cb cb, void *arg)
@@ -1326,17 +1662,17 @@ static int my_xattr_put(struct store_txn *tt, uint64_t ino, const char *name, co
 	struct my_txn *t = MT(tt);
 	if (!t->write)
 		return -EROFS;
-	unsigned long l = strlen(name), vl = len;
-	MYSQL_BIND p[3];
-	bu(&p[0], &ino);
-	bb(&p[1], name, &l);
-	bb(&p[2], val, &vl);
-	return run(t, S_XATTR_PUT, p, NULL);
+	size_t nl = strlen(name);
+	struct sbuf row = { 0 };
+	sb_u64(&row, ino);
+	sb_bytes(&row, name, nl);
+	sb_bytes(&row, val, len);
+	return defer(tt, W_XATTR, false, true, ino, name, nl, &row);
 }
 
 static int my_xattr_del(struct store_txn *tt, uint64_t ino, const char *name)
 {
-	return write_u64_bytes(tt, S_XATTR_DEL, ino, name, strlen(name));
+	return defer_del(tt, W_XATTR, ino, name, strlen(name));
 }
 
 static int my_xattr_list(struct store_txn *tt, uint64_t ino, xattr_list_cb cb, void *arg)
@@ -1360,12 +1696,15 @@ static int my_inline_get(struct store_txn *t, uint64_t ino, void **val, size_t *
 
 static int my_inline_put(struct store_txn *tt, uint64_t ino, const void *val, size_t len)
 {
-	return write_u64_bytes(tt, S_INLINE_PUT, ino, val, len);
+	struct sbuf row = { 0 };
+	sb_u64(&row, ino);
+	sb_bytes(&row, val, len);
+	return defer(tt, W_INLINE, false, true, ino, NULL, 0, &row);
 }
 
 static int my_inline_del(struct store_txn *t, uint64_t ino)
 {
-	return del_by_ino(t, S_INLINE_DEL, ino);
+	return defer_del(t, W_INLINE, ino, NULL, 0);
 }
 
 static int my_chunk_get(struct store_txn *t, uint64_t ino, uint64_t idx, void **val, size_t *len)
@@ -1425,13 +1764,15 @@ static int my_chunk_list(struct store_txn *tt, uint64_t ino, uint64_t from, chun
 
 static int my_orphan_put(struct store_txn *tt, uint64_t ino)
 {
-	uint64_t v[2] = { ino, MS(tt->store)->session };
-	return write_u64s(tt, S_ORPHAN_PUT, v, 2);
+	struct sbuf row = { 0 };
+	sb_u64(&row, ino);
+	sb_u64(&row, MS(tt->store)->session);
+	return defer(tt, W_ORPHAN, false, true, ino, NULL, 0, &row);
 }
 
 static int my_orphan_del(struct store_txn *t, uint64_t ino)
 {
-	return del_by_ino(t, S_ORPHAN_DEL, ino);
+	return defer_del(t, W_ORPHAN, ino, NULL, 0);
 }
 
 static int my_orphan_list(struct store *st, ino_list_cb cb, void *arg)
@@ -1504,11 +1845,10 @@ static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const
 		return -EROFS;
 	if (klen > PROV_KEY_MAX)
 		return -EINVAL;
-	unsigned long kl = klen, vl = len;
-	MYSQL_BIND p[2];
-	bb(&p[0], key, &kl);
-	bb(&p[1], val, &vl);
-	return run(t, S_PROV_PUT, p, NULL);
+	struct sbuf row = { 0 };
+	sb_bytes(&row, key, klen);
+	sb_bytes(&row, val, len);
+	return defer(tt, W_PROV, false, false, 0, key, klen, &row);
 }
 
 static int my_prov_del(struct store_txn *tt, const void *key, size_t klen)
@@ -1518,10 +1858,9 @@ static int my_prov_del(struct store_txn *tt, const void *key, size_t klen)
 		return -EROFS;
 	if (klen > PROV_KEY_MAX)
 		return -EINVAL;
-	unsigned long kl = klen;
-	MYSQL_BIND p[1];
-	bb(&p[0], key, &kl);
-	return run(t, S_PROV_DEL, p, NULL);
+	struct sbuf row = { 0 };
+	sb_bytes(&row, key, klen);
+	return defer(tt, W_PROV, true, false, 0, key, klen, &row);
 }
 
 static int prov_scan_row(const struct user_cb *u, struct page *pg, const struct row *r)
@@ -1569,14 +1908,10 @@ static int my_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 	int rc = cl_encode(rec, &data, &len);
 	if (rc)
 		return rc;
-	unsigned long l = len;
-	MYSQL_BIND p[1];
-	bb(&p[0], data, &l);
-	rc = run(t, S_LOG_APPEND, p, NULL);
+	struct sbuf row = { 0 };
+	sb_bytes(&row, data, len);
 	free(data);
-	if (!rc && !t->first_seq)
-		t->first_seq = mysql_stmt_insert_id(t->c->st[S_LOG_APPEND]);
-	return rc;
+	return defer(tt, W_LOG, false, false, 0, NULL, 0, &row);
 }
 
 static int changelog_row(const struct user_cb *u, struct page *pg, const struct row *r)
@@ -1854,6 +2189,36 @@ static int session_beat(struct my_store *s)
 	return write_one(s, S_SESSION_PUT, p, NULL);
 }
 
+/* Removes this mount's session and its connections' commit marks, in a
+ * transaction that leaves no mark of its own. */
+static int end_session(struct my_store *s)
+{
+	unsigned backoff = 10000;
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct store_txn *tt;
+		int rc = my_begin(&s->base, &tt);
+		if (rc)
+			return rc;
+		struct my_txn *t = MT(tt);
+		t->unmarked = true;
+		MYSQL_BIND p[1];
+		bu(&p[0], &s->session);
+		rc = run(t, S_SESSION_DEL, p, NULL);
+		if (!rc)
+			rc = run(t, S_MARKS_DEL, p, NULL);
+		if (rc) {
+			my_abort(tt);
+		} else {
+			rc = my_commit(tt);
+		}
+		if (rc != MFS_ERETRY)
+			return rc;
+		mfs_sleep_us(backoff);
+		backoff *= 2;
+	}
+	return -EIO;
+}
+
 /* Keeps this mount's session alive, so that no other mount takes its open
  * unlinked files for a crash's leftovers. */
 static void *heartbeat_main(void *arg)
@@ -1891,7 +2256,7 @@ static void my_close(struct store *st)
 		pthread_join(s->heartbeat, NULL);
 		MYSQL_BIND p[1];
 		bu(&p[0], &s->session);
-		if (write_one(s, S_SESSION_DEL, p, NULL))
+		if (end_session(s))
 			log_warn("%s: cannot end this mount's session", st->spec);
 	}
 	for (int i = 0; i < s->nidle; i++)
@@ -1933,6 +2298,7 @@ static const struct store_ops mysql_ops = {
 	.names_scan = my_names_scan,
 	.check_indexes = my_check_indexes,
 	.dirent_get = my_dirent_get,
+	.entry_get = my_entry_get,
 	.dirent_put = my_dirent_put,
 	.dirent_del = my_dirent_del,
 	.names_of = my_names_of,
@@ -2183,6 +2549,12 @@ static int create_schema(struct my_store *s, char *err, size_t errlen)
 			return -EIO;
 		}
 	}
+	if (mysql_query(c->m, apply_proc)) {
+		snprintf(err, errlen, "cannot create the procedure metafs_apply in %s (the user needs CREATE "
+			 "ROUTINE): %s", s->db, mysql_error(c->m));
+		conn_close(c);
+		return -EIO;
+	}
 	snprintf(q, sizeof q, "INSERT INTO counters (name, value) VALUES ('inohi', %d), ('schema', %d)",
 		 MFS_ROOT_INO + 1, SCHEMA_VERSION);
 	if (mysql_query(c->m, q) || mysql_commit(c->m)) {
@@ -2191,6 +2563,33 @@ static int create_schema(struct my_store *s, char *err, size_t errlen)
 		return -EIO;
 	}
 	conn_close(c);
+	return 0;
+}
+
+/* Brings a volume of schema 1 or 2 to this one, at the first writer's
+ * open: 2 added the table of file locks, 3 commit marks and metafs_apply.
+ * Two mounts doing it at once both succeed. */
+static int migrate(struct my_store *s, struct my_conn *c, long v, char *err, size_t errlen)
+{
+	char q[1024];
+	bool ok = true;
+	if (v < 2) {
+		snprintf(q, sizeof q, PLOCKS_TABLE, s->engine);
+		ok = !mysql_query(c->m, q);
+	}
+	if (ok) {
+		snprintf(q, sizeof q, MARKS_TABLE, s->engine);
+		ok = !mysql_query(c->m, q);
+	}
+	if (ok && mysql_query(c->m, apply_proc))
+		ok = mysql_errno(c->m) == 1304; /* ER_SP_ALREADY_EXISTS: the other one made it */
+	snprintf(q, sizeof q, "UPDATE counters SET value = %d WHERE name = 'schema' AND value < %d", SCHEMA_VERSION,
+		 SCHEMA_VERSION);
+	if (!ok || mysql_query(c->m, q) || mysql_commit(c->m)) {
+		snprintf(err, errlen, "cannot bring database %s to metafs schema %d: %s", s->db, SCHEMA_VERSION,
+			 mysql_error(c->m));
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -2243,21 +2642,12 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 			if (res)
 				mysql_free_result(res);
 			mysql_rollback(c->m);
-			if (v == 1 && !s->readonly) {
-				/* schema 1 lacks the table of file locks: add it */
-				char q[1024];
-				snprintf(q, sizeof q, PLOCKS_TABLE, s->engine);
-				if (mysql_query(c->m, q) ||
-				    mysql_query(c->m, "UPDATE counters SET value = 2 WHERE name = 'schema'") ||
-				    mysql_commit(c->m)) {
-					snprintf(err, errlen, "cannot bring database %s to metafs schema 2: %s", s->db,
-						 mysql_error(c->m));
-					rc = -EIO;
-				}
-				v = 2;
+			if (v >= 1 && v < SCHEMA_VERSION && !s->readonly) {
+				rc = migrate(s, c, v, err, errlen);
+				v = SCHEMA_VERSION;
 			}
-			if (!rc && v == 1 && s->readonly)
-				v = SCHEMA_VERSION; /* a view reads schema 1 as well */
+			if (!rc && v >= 1 && s->readonly)
+				v = SCHEMA_VERSION; /* a view reads the older schemas as well */
 			if (!rc && v != SCHEMA_VERSION) {
 				snprintf(err, errlen, "database %s has metafs schema version %ld; this metafs uses %d",
 					 s->db, v, SCHEMA_VERSION);
@@ -2272,6 +2662,11 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 		if (!s->session)
 			s->session = 1;
 		rc = session_beat(s);
+		int64_t dead = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+		MYSQL_BIND p[1];
+		bi(&p[0], &dead);
+		if (!rc && write_one(s, S_MARKS_REAP, p, NULL))
+			log_warn("%s: cannot remove the commit marks of mounts that are gone", url);
 		if (rc)
 			snprintf(err, errlen, "cannot register this mount in %s: %s", s->db, strerror(-rc));
 		else if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) == 0)

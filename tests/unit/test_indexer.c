@@ -125,8 +125,8 @@ static bool found(struct results *r, const char *path)
 }
 
 /* A raw change of an xattr with its changelog record, in a transaction
- * left open: a cluster store hands out the record's id now, and makes it
- * visible at commit. */
+ * left open: a cluster store hands out the record's id now (a read after
+ * the writes sends them to the server), and makes it visible at commit. */
 static struct store_txn *open_change(struct mfs_volume *v, uint64_t ino, const char *xname, uint64_t *seq_before)
 {
 	struct store *s = v->store;
@@ -143,6 +143,7 @@ static struct store_txn *open_change(struct mfs_volume *v, uint64_t ino, const c
 	struct cl_rec r = { .op = CL_SETXATTR, .ino = ino, .version = in.version, .mode = in.mode,
 			    .nlink = in.nlink, .xname = xname, .xname_len = (uint32_t)strlen(xname) };
 	s->ops->changelog_append(t, &r);
+	s->ops->inode_get(t, ino, &in, false);
 	return t;
 }
 
