@@ -20,18 +20,22 @@
  * by the server), xattrs, inline_data (small files, written in the same
  * transaction as their inode), chunks, orphans, prov, changelog (AUTO_INCREMENT
  * ids: in a cluster they may become visible out of order, which readers
- * tolerate by applying records by inode version), counters, locks, sessions
- * and super. No FULLTEXT, no reliance on REPEATABLE READ: sessions run READ
- * COMMITTED, every read-then-write goes through SELECT ... FOR UPDATE.
+ * tolerate by applying records by inode version), counters, locks, sessions,
+ * plocks, commit_marks and super. No FULLTEXT, no reliance on REPEATABLE
+ * READ: sessions run READ COMMITTED, every read-then-write goes through
+ * SELECT ... FOR UPDATE. A transaction's writes by key wait in the client
+ * until it reads again or commits, and go with the commit in one CALL of
+ * the procedure metafs_apply (apply_proc).
  *
  * Connections are pooled; a transaction holds one from begin to commit.
  * Deadlocks, lock timeouts and Galera certification conflicts (1213, 1205)
  * and duplicate-key races return MFS_ERETRY, and the namespace runs the whole
  * operation again. A lost connection or a node that is not ready (2006,
  * 2013, 1047, ...) also returns MFS_ERETRY, and the next connection goes to
- * the next host of the URL. A connection lost during COMMIT is ambiguous:
- * the transaction's first changelog id tells, on a new connection, whether
- * it committed, so an operation is neither lost nor applied twice.
+ * the next host of the URL. A connection lost during the commit is
+ * ambiguous: the connection's commit mark, which the commit itself writes,
+ * tells on a new connection whether it committed, so an operation is
+ * neither lost nor applied twice.
  */
 #include "metadata.h"
 #include "locks.h"
