@@ -380,7 +380,7 @@ struct my_txn {
 	bool write;
 	bool broken; /* the connection is unusable: close it, do not pool it */
 	bool ran; /* a statement went to the server */
-	bool wrote; /* a write went to the server (deferred or not) */
+	bool wrote; /* a write statement went to the server (run without out) */
 	bool unmarked; /* commit without a commit mark (see end_session) */
 	struct wop *ops; /* deferred writes, in the order they were made */
 	size_t nops, cap, bytes;
@@ -986,7 +986,6 @@ static int apply_writes(struct my_txn *t, bool commit)
 	bu(&p[2], &sess);
 	bu(&p[3], &mc);
 	bu(&p[4], &mn);
-	t->wrote = true;
 	int rc = run(t, S_APPLY, p, NULL);
 	free(j.p);
 	if (rc == 0 && commit)
@@ -994,8 +993,9 @@ static int apply_writes(struct my_txn *t, bool commit)
 	return rc;
 }
 
-/* Keeps a write for the next flush. key: the record it replaces, as the
- * integer k (when with_k) followed by b. row: its JSON row, taken over. */
+/* Keeps a write for the next flush (-EROFS in a read transaction). key:
+ * the record it replaces, as the integer k (when with_k) followed by b.
+ * row: its JSON row, taken over. */
 static int defer(struct store_txn *tt, enum wkind kind, bool del, bool with_k, uint64_t k, const void *b,
 		 size_t blen, struct sbuf *row)
 {
@@ -1244,9 +1244,6 @@ static int my_inode_get(struct store_txn *tt, uint64_t ino, struct inode_rec *ou
 
 static int my_inode_put(struct store_txn *tt, const struct inode_rec *in)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	uint64_t u[11] = { in->ino, in->mode, in->nlink, in->uid, in->gid, in->rdev, in->size,
 			   in->version, in->parent, in->next_cookie, in->flags };
 	const struct timespec *ts[4] = { &in->atime, &in->mtime, &in->ctime, &in->btime };
@@ -1592,9 +1589,6 @@ static int my_entry_get(struct store_txn *tt, uint64_t dir, bool lock, struct in
 static int my_dirent_put(struct store_txn *tt, uint64_t parent, const char *name, size_t len,
 			 const struct dirent_rec *d)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	struct sbuf row = { 0 };
 	sb_u64(&row, parent);
 	sb_bytes(&row, name, len);
@@ -1663,9 +1657,6 @@ static int my_xattr_get(struct store_txn *t, uint64_t ino, const char *name, voi
 
 static int my_xattr_put(struct store_txn *tt, uint64_t ino, const char *name, const void *val, size_t len)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	size_t nl = strlen(name);
 	struct sbuf row = { 0 };
 	sb_u64(&row, ino);
@@ -1844,9 +1835,6 @@ static int my_prov_get(struct store_txn *t, const void *key, size_t klen, void *
 
 static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const void *val, size_t len)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	if (klen > PROV_KEY_MAX)
 		return -EINVAL;
 	struct sbuf row = { 0 };
@@ -1857,9 +1845,6 @@ static int my_prov_put(struct store_txn *tt, const void *key, size_t klen, const
 
 static int my_prov_del(struct store_txn *tt, const void *key, size_t klen)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	if (klen > PROV_KEY_MAX)
 		return -EINVAL;
 	struct sbuf row = { 0 };
@@ -1904,9 +1889,6 @@ static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
 
 static int my_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 {
-	struct my_txn *t = MT(tt);
-	if (!t->write)
-		return -EROFS;
 	unsigned char *data;
 	size_t len;
 	int rc = cl_encode(rec, &data, &len);
