@@ -34,6 +34,7 @@
 /* A file's pending writes are committed once they pass this many bytes. */
 #define WRITE_BUFFER_MAX (8u << 20)
 #define MAX_WRITE (1u << 20)
+#define HOLD_LOCKS 64
 
 struct mfs_fs {
 	struct mfs_volume *vol;
@@ -46,6 +47,9 @@ struct mfs_fs {
 	bool strict;
 	unsigned inval_poll_ms;
 	struct inval *inval; /* following other mounts' changes (shared) */
+	/* shared volumes: an inode's first open here and its last close, with
+	 * their transactions, one at a time (see hold_open) */
+	pthread_mutex_t hold_lock[HOLD_LOCKS];
 };
 
 /* An open file handle (fi->fh), for provenance: who opened it, who wrote
@@ -719,6 +723,46 @@ static bool keep_pages(struct mfs_fs *fs, struct node *n, const struct inode_rec
 	return same;
 }
 
+/*
+ * On a shared volume a file open here is registered in the store from its
+ * first open to its last close here, so that another mount that removes
+ * its last name leaves it to the last mount that has it open, as POSIX
+ * keeps an unlinked file for its open descriptors. The registration and
+ * its removal are each one transaction, under the inode's hold lock, so
+ * that a close's removal cannot overtake the next open's registration.
+ * in: the inode as the store holds it now (shared volumes only). created:
+ * ns_create_held already registered it.
+ */
+static int hold_open(struct mfs_fs *fs, struct node *n, struct inode_rec *in, bool created)
+{
+	if (!fs->shared)
+		return 0;
+	pthread_mutex_t *l = &fs->hold_lock[n->ino % HOLD_LOCKS];
+	pthread_mutex_lock(l);
+	int rc = created ? 0 : n->hopen ? ns_getattr(fs->vol, n->ino, in) : ns_hold(fs->vol, n->ino, in);
+	if (!rc)
+		n->hopen++;
+	pthread_mutex_unlock(l);
+	return rc;
+}
+
+static void hold_close(struct mfs_fs *fs, struct node *n)
+{
+	if (!fs->shared)
+		return;
+	pthread_mutex_t *l = &fs->hold_lock[n->ino % HOLD_LOCKS];
+	pthread_mutex_lock(l);
+	if (n->hopen && --n->hopen == 0) {
+		bool freed;
+		int rc = ns_unhold(fs->vol, n->ino, &freed);
+		if (rc)
+			log_warn("inode %llu: cannot record its last close here (another mount may "
+				 "keep it until this one unmounts): %s",
+				 (unsigned long long)n->ino, strerror(-rc));
+	}
+	pthread_mutex_unlock(l);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = FS(req);
@@ -731,16 +775,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	struct inode_rec in = { 0 };
-	if (fs->shared) {
-		int rc = ns_getattr(fs->vol, ino, &in);
-		if (rc) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-	}
 	struct node *n = node_get(&fs->nodes, ino, true);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = hold_open(fs, n, &in, false);
+	if (rc) {
+		release_node(fs, n, 0, 0);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->keep_cache = keep_pages(fs, n, &in);
@@ -749,6 +792,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	node_add_open(&fs->nodes, n);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(fs, h);
+		hold_close(fs, n);
 		release_node(fs, n, 0, 1);
 	} else {
 		release_node(fs, n, 0, 0);
@@ -790,7 +834,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct mfs_fs *fs = FS(req);
 	struct mfs_ctx c = req_ctx(req);
 	struct inode_rec in;
-	int rc = ns_mknod(fs->vol, &c, parent, name, (mode & 07777) | S_IFREG, 0, &in);
+	int rc = ns_create_held(fs->vol, &c, parent, name, mode, &in);
 	bool existing = false;
 	if (rc == -EEXIST && fs->shared && !(fi->flags & O_EXCL)) {
 		/* another mount made the name after this kernel found it
@@ -799,8 +843,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = ns_lookup(fs->vol, parent, name, &in);
 		if (!rc)
 			rc = may_open(req, &in, fi->flags);
-		if (!rc && (fi->flags & O_TRUNC) && !(rc = open_truncate(fs, &c, in.ino)))
-			rc = ns_getattr(fs->vol, in.ino, &in);
+		if (!rc && (fi->flags & O_TRUNC))
+			rc = open_truncate(fs, &c, in.ino);
 	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -808,7 +852,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	struct node *n = node_get(&fs->nodes, in.ino, true);
 	if (!n) {
+		if (!existing)
+			ns_unhold(fs->vol, in.ino, &(bool){ false });
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = hold_open(fs, n, &in, !existing);
+	if (rc) {
+		release_node(fs, n, 0, 0);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	note_parent(fs, n, parent, name, in.mode);
@@ -834,6 +886,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	node_add_open(&fs->nodes, n);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		handle_free(fs, h);
+		hold_close(fs, n);
 		release_node(fs, n, 1, 1);
 	} else {
 		release_node(fs, n, 0, 0);
@@ -957,6 +1010,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&n->lock);
 		if (fi->flock_release)
 			drop_locks(fs, n, MFS_LOCK_FLOCK, fi->lock_owner);
+		hold_close(fs, n);
 		release_node(fs, n, 0, 1);
 	}
 	handle_free(fs, h);
@@ -1284,6 +1338,8 @@ int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, const struct mfs
 		return -ENOMEM;
 	fs->vol = v;
 	fs->shared = mfs_fs_shared(v);
+	for (int i = 0; i < HOLD_LOCKS; i++)
+		pthread_mutex_init(&fs->hold_lock[i], NULL);
 	fs->strict = o->strict;
 	fs->inval_poll_ms = o->inval_poll_ms ? o->inval_poll_ms : 100;
 	/* a name found absent on a shared volume is not cached by default:
@@ -1389,5 +1445,7 @@ void mfs_fs_destroy(struct mfs_fs *fs)
 	fuse_session_destroy(fs->se);
 	nodes_fini(&fs->nodes);
 	capture_destroy(fs->cap);
+	for (int i = 0; i < HOLD_LOCKS; i++)
+		pthread_mutex_destroy(&fs->hold_lock[i]);
 	free(fs);
 }

@@ -46,6 +46,10 @@ struct node {
 	/* shared volumes: the inode version the kernel's pages of the file
 	 * were read at, as the last open here saw it; guarded by lock */
 	uint64_t page_version;
+	/* shared volumes: the handles open here, counted under the daemon's
+	 * hold lock of the inode, which registers the first open in the
+	 * store and the last close (ns_hold, ns_unhold) */
+	uint32_t hopen;
 	/* shared volumes: a lock was taken on the file through this mount,
 	 * so a close must drop the closer's; guarded by lock */
 	bool posix_locks, flock_locks;

@@ -258,6 +258,13 @@ struct store_ops {
 	int (*orphan_put)(struct store_txn *t, uint64_t ino);
 	int (*orphan_del)(struct store_txn *t, uint64_t ino);
 	int (*orphan_list)(struct store *s, ino_list_cb cb, void *arg);
+	/* Optional, for volumes several mounts share: this mount has the
+	 * inode open (on) or no longer (off), so that a mount that removes
+	 * its last name does not free it while it is open here; and the
+	 * inode, locked, with how many other live mounts have it open. A
+	 * hold is taken in a transaction that read the inode locked. */
+	int (*hold)(struct store_txn *t, uint64_t ino, bool on);
+	int (*inode_get_held)(struct store_txn *t, uint64_t ino, struct inode_rec *out, uint32_t *others);
 
 	/* Provenance records (provenance.c): opaque keys of at most
 	 * PROV_KEY_MAX bytes, in a key space of their own, listed in key order
@@ -437,6 +444,15 @@ int ns_fallocate(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t ino, in
 int ns_sync(struct mfs_volume *v);
 /* Frees an inode whose last name is gone, once nothing uses it any more. */
 int ns_reclaim(struct mfs_volume *v, uint64_t ino);
+/* Volumes several mounts share (store op hold): a file opened here, with
+ * its inode as it is now; and closed here for the last time, which frees
+ * it when its last name is gone and no other mount has it open (*freed).
+ * Without the store op, ns_hold is ns_getattr and ns_unhold does nothing. */
+int ns_hold(struct mfs_volume *v, uint64_t ino, struct inode_rec *out);
+int ns_unhold(struct mfs_volume *v, uint64_t ino, bool *freed);
+/* ns_mknod of a regular file that is opened here (see ns_hold). */
+int ns_create_held(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent, const char *name,
+		   uint32_t mode, struct inode_rec *out);
 /* Frees every orphan left by a crash; returns how many. */
 int ns_reclaim_orphans(struct mfs_volume *v);
 

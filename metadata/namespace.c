@@ -354,6 +354,7 @@ struct create_args {
 	uint64_t rdev;
 	const char *target; /* symlinks */
 	struct inode_rec *out;
+	bool hold; /* opened here (ns_create_held) */
 };
 
 static int do_create(struct store_txn *t, void *arg)
@@ -426,6 +427,8 @@ static int do_create(struct store_txn *t, void *arg)
 		cl.value_len = (uint32_t)in.size;
 	}
 	rc = OPS(t)->changelog_append(t, &cl);
+	if (!rc && a->hold && OPS(t)->hold)
+		rc = OPS(t)->hold(t, in.ino, true);
 	if (!rc)
 		*a->out = in;
 	return rc;
@@ -455,14 +458,21 @@ int ns_mknod(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
 	}
 	if (!S_ISCHR(mode) && !S_ISBLK(mode))
 		rdev = 0;
-	struct create_args a = { v, c, parent, name, mode, rdev, NULL, out };
+	struct create_args a = { v, c, parent, name, mode, rdev, NULL, out, false };
+	return create_common(&a);
+}
+
+int ns_create_held(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent, const char *name,
+		   uint32_t mode, struct inode_rec *out)
+{
+	struct create_args a = { v, c, parent, name, S_IFREG | (mode & 07777), 0, NULL, out, true };
 	return create_common(&a);
 }
 
 int ns_mkdir(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
 	     const char *name, uint32_t mode, struct inode_rec *out)
 {
-	struct create_args a = { v, c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, out };
+	struct create_args a = { v, c, parent, name, S_IFDIR | (mode & 07777), 0, NULL, out, false };
 	return create_common(&a);
 }
 
@@ -474,7 +484,7 @@ int ns_symlink(struct mfs_volume *v, const struct mfs_ctx *c, uint64_t parent,
 		return -ENOENT;
 	if (len > MFS_SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	struct create_args a = { v, c, parent, name, S_IFLNK | 0777, 0, target, out };
+	struct create_args a = { v, c, parent, name, S_IFLNK | 0777, 0, target, out, false };
 	return create_common(&a);
 }
 
@@ -1346,30 +1356,40 @@ static int collect_name(void *arg, const char *name, size_t len)
 	return 0;
 }
 
+/* Frees an inode with no name left that this mount no longer uses, unless
+ * another mount has it open: that one frees it at its last close. */
 static int do_reclaim(struct store_txn *t, void *arg)
 {
 	struct reclaim_args *a = arg;
-	struct inode_rec in;
+	struct inode_rec in = { 0 };
+	uint32_t others = 0;
 	a->freed = false;
-	int rc = OPS(t)->inode_get(t, a->ino, &in, true);
-	if (rc == -ENOENT)
-		return OPS(t)->orphan_del(t, a->ino);
-	if (rc)
+	int rc = OPS(t)->inode_get_held ? OPS(t)->inode_get_held(t, a->ino, &in, &others)
+					: OPS(t)->inode_get(t, a->ino, &in, true);
+	if (rc && rc != -ENOENT)
 		return rc;
-	if (in.nlink > 0)
-		return OPS(t)->orphan_del(t, a->ino);
+	bool keep = rc == -ENOENT || in.nlink > 0 || others > 0;
 	/* the xattrs' names read before the first write, so that a store
 	 * that defers writes sends them all at the commit */
 	struct name_list l = { 0 };
-	rc = OPS(t)->xattr_list(t, a->ino, collect_name, &l);
+	if (!keep)
+		rc = OPS(t)->xattr_list(t, a->ino, collect_name, &l);
+	else
+		rc = 0;
+	if (!rc && OPS(t)->hold)
+		rc = OPS(t)->hold(t, a->ino, false);
 	for (size_t i = 0; i < l.n; i++) {
 		if (!rc)
 			rc = OPS(t)->xattr_del(t, a->ino, l.v[i]);
 		free(l.v[i]);
 	}
 	free(l.v);
+	if (rc)
+		return rc;
+	if (keep) /* open on another mount: the last of them to close it frees it */
+		return others > 0 && in.nlink == 0 ? 0 : OPS(t)->orphan_del(t, a->ino);
 	struct bs_config cfg = bscfg(a->v);
-	if (rc || (rc = bs_free(t, &cfg, &in)) || (rc = OPS(t)->inode_del(t, a->ino)) ||
+	if ((rc = bs_free(t, &cfg, &in)) || (rc = OPS(t)->inode_del(t, a->ino)) ||
 	    (rc = OPS(t)->orphan_del(t, a->ino)))
 		return rc;
 	a->freed = true;
@@ -1380,6 +1400,37 @@ int ns_reclaim(struct mfs_volume *v, uint64_t ino)
 {
 	struct reclaim_args a = { v, ino, false };
 	return ns_txn_run(v, do_reclaim, &a);
+}
+
+struct hold_args {
+	uint64_t ino;
+	struct inode_rec *out;
+};
+
+static int do_hold(struct store_txn *t, void *arg)
+{
+	struct hold_args *a = arg;
+	int rc = OPS(t)->inode_get(t, a->ino, a->out, true);
+	return rc ? rc : OPS(t)->hold(t, a->ino, true);
+}
+
+int ns_hold(struct mfs_volume *v, uint64_t ino, struct inode_rec *out)
+{
+	if (!v->store->ops->hold || v->readonly)
+		return ns_getattr(v, ino, out);
+	struct hold_args a = { ino, out };
+	return ns_txn_run(v, do_hold, &a);
+}
+
+int ns_unhold(struct mfs_volume *v, uint64_t ino, bool *freed)
+{
+	*freed = false;
+	if (!v->store->ops->hold || v->readonly)
+		return 0;
+	struct reclaim_args a = { v, ino, false };
+	int rc = ns_txn_run(v, do_reclaim, &a);
+	*freed = a.freed;
+	return rc;
 }
 
 int ns_reclaim_orphans(struct mfs_volume *v)

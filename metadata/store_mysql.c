@@ -21,11 +21,11 @@
  * transaction as their inode), chunks, orphans, prov, changelog (AUTO_INCREMENT
  * ids: in a cluster they may become visible out of order, which readers
  * tolerate by applying records by inode version), counters, locks, sessions,
- * plocks, commit_marks and super. No FULLTEXT, no reliance on REPEATABLE
- * READ: sessions run READ COMMITTED, every read-then-write goes through
- * SELECT ... FOR UPDATE. A transaction's writes by key wait in the client
+ * plocks, commit_marks, holds (the files each mount has open) and super.
+ * No FULLTEXT, no reliance on REPEATABLE READ: sessions run READ
+ * COMMITTED, every read-then-write goes through SELECT ... FOR UPDATE. A transaction's writes by key wait in the client
  * until it reads again or commits, and go with the commit in one CALL of
- * the procedure metafs_apply (apply_proc).
+ * the procedure metafs_apply4 (apply_proc).
  *
  * Connections are pooled; a transaction holds one from begin to commit.
  * Deadlocks, lock timeouts and Galera certification conflicts (1213, 1205)
@@ -64,16 +64,23 @@
 /* a session silent this long is gone: its orphans may be reclaimed */
 #define SESSION_DEAD_S 60
 #define LOCK_WAIT_S 2
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* deferred writes go to the server in one call when there are this many */
 #define DEFER_OPS 512
 #define DEFER_BYTES (1u << 20)
 
 /* ---------------------------------------------------------------- statements */
 
+/* The procedure's name carries the schema that made it: a migration
+ * creates the new one beside the old, which mounts of the earlier version
+ * still running go on calling. */
+#define APPLY_PROC "metafs_apply4"
+
+
 enum {
 	S_INODE_GET,
 	S_INODE_GET_LOCK,
+	S_INODE_GET_HELD,
 	S_INODE_SCAN,
 	S_DIRENT_GET,
 	S_ENTRY_GET,
@@ -114,6 +121,8 @@ enum {
 	S_MARKS_DEL,
 	S_MARKS_REAP,
 	S_MARK_GET,
+	S_HOLDS_DEL,
+	S_HOLDS_REAP,
 	S_APPLY,
 	S_COUNT
 };
@@ -145,6 +154,14 @@ enum {
 static const char *const sql[S_COUNT] = {
 	[S_INODE_GET] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ?",
 	[S_INODE_GET_LOCK] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ? FOR UPDATE",
+	/* the inode, locked, and how many live mounts other than this one
+	 * have it open: the inode is read first (the outer side of the
+	 * joins), so the holds are read once its lock is granted, by a
+	 * locking read, which sees the latest commit (see my_hold) */
+	[S_INODE_GET_HELD] = "SELECT " INODE_COLS_OF("i") ", COUNT(s.id) FROM inodes i "
+			     "LEFT JOIN holds h ON h.ino = i.ino AND h.session <> ? "
+			     "LEFT JOIN sessions s ON s.id = h.session AND s.heartbeat_ns >= ? "
+			     "WHERE i.ino = ? GROUP BY i.ino FOR UPDATE",
 	[S_INODE_SCAN] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino >= ? ORDER BY ino LIMIT ?",
 	[S_DIRENT_GET] = "SELECT ino, type, cookie FROM dirents WHERE parent = ? AND name = ?",
 	[S_ENTRY_GET] = ENTRY_GET,
@@ -168,10 +185,12 @@ static const char *const sql[S_COUNT] = {
 	[S_CHUNK_LIST] = "SELECT idx FROM chunks WHERE ino = ? AND idx >= ? ORDER BY idx LIMIT ?",
 	[S_CHUNK_SCAN] = "SELECT ino, idx, data FROM chunks WHERE ino > ? OR (ino = ? AND idx >= ?) "
 			 "ORDER BY ino, idx LIMIT ?",
-	/* the orphans of this session and of sessions that are gone; those
-	 * of a live mount elsewhere are still open there */
+	/* the orphans of this session, of sessions that are gone, and those
+	 * no live mount has open (the reclaim checks each again) */
 	[S_ORPHAN_LIST] = "SELECT o.ino FROM orphans o LEFT JOIN sessions s ON s.id = o.session "
-			  "WHERE o.session = ? OR s.id IS NULL OR s.heartbeat_ns < ? ORDER BY o.ino",
+			  "WHERE o.session = ? OR s.id IS NULL OR s.heartbeat_ns < ? OR NOT EXISTS "
+			  "(SELECT 1 FROM holds h JOIN sessions hs ON hs.id = h.session "
+			  "WHERE h.ino = o.ino AND hs.heartbeat_ns >= ?) ORDER BY o.ino",
 	[S_PROV_GET] = "SELECT v FROM prov WHERE k = ?",
 	[S_PROV_GET_LOCK] = "SELECT v FROM prov WHERE k = ? FOR UPDATE",
 	[S_PROV_SCAN] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
@@ -204,8 +223,12 @@ static const char *const sql[S_COUNT] = {
 	[S_MARKS_REAP] = "DELETE m FROM commit_marks m LEFT JOIN sessions s ON s.id = m.session "
 			 "WHERE s.id IS NULL OR s.heartbeat_ns < ?",
 	[S_MARK_GET] = "SELECT n FROM commit_marks WHERE conn = ? LOCK IN SHARE MODE",
-	/* a transaction's deferred writes, and its commit (see APPLY_PROC) */
-	[S_APPLY] = "CALL metafs_apply(?, ?, ?, ?, ?)",
+	[S_HOLDS_DEL] = "DELETE FROM holds WHERE session = ?",
+	/* the open files of mounts that are gone (see SESSION_DEAD_S) */
+	[S_HOLDS_REAP] = "DELETE h FROM holds h LEFT JOIN sessions s ON s.id = h.session "
+			 "WHERE s.id IS NULL OR s.heartbeat_ns < ?",
+	/* a transaction's deferred writes, and its commit (see apply_proc) */
+	[S_APPLY] = "CALL " APPLY_PROC "(?, ?, ?, ?, ?)",
 };
 
 /* file locks (locks.h); schema 2 added it */
@@ -221,6 +244,12 @@ static const char *const sql[S_COUNT] = {
 #define MARKS_TABLE                                                                               \
 	"CREATE TABLE IF NOT EXISTS commit_marks (conn BIGINT UNSIGNED PRIMARY KEY, "                  \
 	"session BIGINT UNSIGNED NOT NULL, n BIGINT UNSIGNED NOT NULL, KEY by_session (session)) ENGINE=%s"
+
+/* the files each mount has open, so that a file whose last name another
+ * mount removes stays until every mount has closed it; schema 4 added it */
+#define HOLDS_TABLE                                                                                     \
+	"CREATE TABLE IF NOT EXISTS holds (ino BIGINT UNSIGNED NOT NULL, session BIGINT UNSIGNED NOT NULL, " \
+	"PRIMARY KEY (ino, session), KEY by_session (session)) ENGINE=%s"
 
 /*
  * A write transaction's statement group, in one round trip. Writes by key
@@ -242,7 +271,7 @@ static const char *const sql[S_COUNT] = {
 	"IF m & " bit " THEN DELETE x FROM JSON_TABLE(j, '$." sec "[*]' COLUMNS (" cols ")) t "      \
 	"STRAIGHT_JOIN " table " x ON " on "; END IF; "
 static const char apply_proc[] =
-	"CREATE PROCEDURE metafs_apply(IN j LONGTEXT, IN m INT UNSIGNED, IN sess BIGINT UNSIGNED, "
+	"CREATE PROCEDURE " APPLY_PROC "(IN j LONGTEXT, IN m INT UNSIGNED, IN sess BIGINT UNSIGNED, "
 	"IN mc BIGINT UNSIGNED, IN mn BIGINT UNSIGNED) MODIFIES SQL DATA SQL SECURITY INVOKER BEGIN "
 	"DECLARE i, n INT UNSIGNED DEFAULT 0; "
 	JDEL("1", "inodes", "d0", JU("a", 0), "x.ino = t.a")
@@ -271,6 +300,9 @@ static const char apply_proc[] =
 	JDEL("1024", "prov", "d5", JB("a", 0), "x.k = FROM_BASE64(t.a)")
 	"IF m & 2048 THEN INSERT INTO prov (k, v) SELECT FROM_BASE64(a), FROM_BASE64(b)"
 	JT("p5", JB("a", 0) ", " JB("b", 1)) " ON DUPLICATE KEY UPDATE v=VALUES(v); END IF; "
+	JDEL("16384", "holds", "d7", JU("a", 0) ", " JU("b", 1), "x.ino = t.a AND x.session = t.b")
+	"IF m & 32768 THEN INSERT INTO holds (ino, session) SELECT a, b"
+	JT("p7", JU("a", 0) ", " JU("b", 1)) " ON DUPLICATE KEY UPDATE session=VALUES(session); END IF; "
 	/* one row per INSERT: a multi-row INSERT ... SELECT reserves
 	 * AUTO_INCREMENT ids in blocks and leaves the unused ones as holes */
 	"IF m & 8192 THEN SET n = JSON_LENGTH(j, '$.p6'); WHILE i < n DO "
@@ -309,11 +341,12 @@ static const char *const schema[] = {
 	"CREATE TABLE changelog (seq BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, rec MEDIUMBLOB NOT NULL) ENGINE=%s",
 	PLOCKS_TABLE,
 	MARKS_TABLE,
+	HOLDS_TABLE,
 };
 
 static const char *const tables[] = {
 	"super", "counters", "locks", "sessions", "inodes", "dirents",
-	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog", "plocks", "commit_marks",
+	"xattrs", "inline_data", "chunks", "orphans", "prov", "changelog", "plocks", "commit_marks", "holds",
 };
 
 /* ---------------------------------------------------------------- types */
@@ -363,7 +396,7 @@ struct my_store {
 };
 
 /* The kinds of deferred writes (see apply_proc). */
-enum wkind { W_INODE, W_DIRENT, W_XATTR, W_INLINE, W_ORPHAN, W_PROV, W_LOG, W_KINDS };
+enum wkind { W_INODE, W_DIRENT, W_XATTR, W_INLINE, W_ORPHAN, W_PROV, W_LOG, W_HOLD, W_KINDS };
 
 struct wop {
 	enum wkind kind;
@@ -1770,13 +1803,44 @@ static int my_orphan_del(struct store_txn *t, uint64_t ino)
 	return defer_del(t, W_ORPHAN, ino, NULL, 0);
 }
 
+/* ---------------------------------------------------------------- open files */
+
+static int my_hold(struct store_txn *tt, uint64_t ino, bool on)
+{
+	uint64_t sess = MS(tt->store)->session;
+	struct sbuf row = { 0 };
+	sb_u64(&row, ino);
+	sb_u64(&row, sess);
+	return defer(tt, W_HOLD, !on, true, ino, &sess, sizeof sess, &row);
+}
+
+static int my_inode_get_held(struct store_txn *tt, uint64_t ino, struct inode_rec *out, uint32_t *others)
+{
+	struct my_store *s = MS(tt->store);
+	int64_t live = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	MYSQL_BIND p[3];
+	bu(&p[0], &s->session);
+	bi(&p[1], &live);
+	bu(&p[2], &ino);
+	struct row r;
+	int rc = run_one(MT(tt), S_INODE_GET_HELD, p, &r);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof *out);
+	inode_from_cols(r.u, out);
+	*others = (uint32_t)r.u[19];
+	row_free(&r);
+	return 0;
+}
+
 static int my_orphan_list(struct store *st, ino_list_cb cb, void *arg)
 {
 	struct my_store *s = MS(st);
 	int64_t dead = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
-	MYSQL_BIND p[2];
+	MYSQL_BIND p[3];
 	bu(&p[0], &s->session);
 	bi(&p[1], &dead);
+	bi(&p[2], &dead);
 	struct rows rs = { 0 };
 	int rc = read_batch(s, S_ORPHAN_LIST, p, &rs);
 	for (size_t i = 0; i < rs.n && !rc; i++)
@@ -2175,8 +2239,9 @@ static int session_beat(struct my_store *s)
 	return write_one(s, S_SESSION_PUT, p, NULL);
 }
 
-/* Removes this mount's session and its connections' commit marks, in a
- * transaction that leaves no mark of its own. */
+/* Removes this mount's session, its connections' commit marks and its
+ * open files (all closed by now), in a transaction that leaves no mark of
+ * its own. */
 static int end_session(struct my_store *s)
 {
 	unsigned backoff = 10000;
@@ -2192,6 +2257,8 @@ static int end_session(struct my_store *s)
 		rc = run(t, S_SESSION_DEL, p, NULL);
 		if (!rc)
 			rc = run(t, S_MARKS_DEL, p, NULL);
+		if (!rc)
+			rc = run(t, S_HOLDS_DEL, p, NULL);
 		if (rc) {
 			my_abort(tt);
 		} else {
@@ -2304,6 +2371,8 @@ static const struct store_ops mysql_ops = {
 	.orphan_put = my_orphan_put,
 	.orphan_del = my_orphan_del,
 	.orphan_list = my_orphan_list,
+	.hold = my_hold,
+	.inode_get_held = my_inode_get_held,
 	.prov_get = my_prov_get,
 	.prov_put = my_prov_put,
 	.prov_scan = my_prov_scan,
@@ -2536,7 +2605,7 @@ static int create_schema(struct my_store *s, char *err, size_t errlen)
 		}
 	}
 	if (mysql_query(c->m, apply_proc)) {
-		snprintf(err, errlen, "cannot create the procedure metafs_apply in %s (the user needs CREATE "
+		snprintf(err, errlen, "cannot create the procedure " APPLY_PROC " in %s (the user needs CREATE "
 			 "ROUTINE): %s", s->db, mysql_error(c->m));
 		conn_close(c);
 		return -EIO;
@@ -2552,19 +2621,18 @@ static int create_schema(struct my_store *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Brings a volume of schema 1 or 2 to this one, at the first writer's
- * open: 2 added the table of file locks, 3 commit marks and metafs_apply.
+/* Brings a volume of an earlier schema to this one, at the first writer's
+ * open: 2 added the table of file locks, 3 commit marks and the procedure,
+ * 4 the table of open files and the procedure that writes it. The
+ * procedure of schema 3 is left for mounts of that version still running.
  * Two mounts doing it at once both succeed. */
-static int migrate(struct my_store *s, struct my_conn *c, long v, char *err, size_t errlen)
+static int migrate(struct my_store *s, struct my_conn *c, char *err, size_t errlen)
 {
+	static const char *const added[] = { PLOCKS_TABLE, MARKS_TABLE, HOLDS_TABLE };
 	char q[1024];
 	bool ok = true;
-	if (v < 2) {
-		snprintf(q, sizeof q, PLOCKS_TABLE, s->engine);
-		ok = !mysql_query(c->m, q);
-	}
-	if (ok) {
-		snprintf(q, sizeof q, MARKS_TABLE, s->engine);
+	for (size_t i = 0; ok && i < MFS_ARRAY_LEN(added); i++) {
+		snprintf(q, sizeof q, added[i], s->engine);
 		ok = !mysql_query(c->m, q);
 	}
 	if (ok && mysql_query(c->m, apply_proc))
@@ -2629,7 +2697,7 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 				mysql_free_result(res);
 			mysql_rollback(c->m);
 			if (v >= 1 && v < SCHEMA_VERSION && !s->readonly) {
-				rc = migrate(s, c, v, err, errlen);
+				rc = migrate(s, c, err, errlen);
 				v = SCHEMA_VERSION;
 			}
 			if (!rc && v >= 1 && s->readonly)
@@ -2653,6 +2721,8 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 		bi(&p[0], &dead);
 		if (!rc && write_one(s, S_MARKS_REAP, p, NULL))
 			log_warn("%s: cannot remove the commit marks of mounts that are gone", url);
+		if (!rc && write_one(s, S_HOLDS_REAP, p, NULL))
+			log_warn("%s: cannot remove the open files of mounts that are gone", url);
 		if (rc)
 			snprintf(err, errlen, "cannot register this mount in %s: %s", s->db, strerror(-rc));
 		else if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) == 0)
