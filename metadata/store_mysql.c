@@ -23,9 +23,10 @@
  * tolerate by applying records by inode version), counters, locks, sessions,
  * plocks, commit_marks, holds (the files each mount has open) and super.
  * No FULLTEXT, no reliance on REPEATABLE READ: sessions run READ
- * COMMITTED, every read-then-write goes through SELECT ... FOR UPDATE. A transaction's writes by key wait in the client
- * until it reads again or commits, and go with the commit in one CALL of
- * the procedure metafs_apply4 (apply_proc).
+ * COMMITTED, every read-then-write goes through SELECT ... FOR UPDATE. A
+ * transaction's writes by key wait in the client until it reads again or
+ * commits, and go with the commit in one CALL of the procedure
+ * metafs_apply4 (apply_proc).
  *
  * Connections are pooled; a transaction holds one from begin to commit.
  * Deadlocks, lock timeouts and Galera certification conflicts (1213, 1205)
@@ -75,7 +76,6 @@
  * creates the new one beside the old, which mounts of the earlier version
  * still running go on calling. */
 #define APPLY_PROC "metafs_apply4"
-
 
 enum {
 	S_INODE_GET,
@@ -253,15 +253,16 @@ static const char *const sql[S_COUNT] = {
 
 /*
  * A write transaction's statement group, in one round trip. Writes by key
- * (inodes, entries, xattrs, inline data, orphans, provenance) are kept by
- * the client until the transaction reads again or commits, the last write
- * of each key winning; then this procedure applies them, each table's
- * deletes and then its upserts as one set-based statement over a JSON
- * array (JSON_TABLE), appends the changelog records in their order, one
- * INSERT each, and, with a commit mark (mc), records the mark and commits:
- * an operation's writes and its commit are one prepared CALL. Integers travel as JSON
- * strings (exact to 2^64), bytes as base64. m tells which arrays are there:
- * bit 2k for the deletes of kind k, 2k+1 for its upserts (enum wkind).
+ * (inodes, entries, xattrs, inline data, orphans, provenance, open files)
+ * are kept by the client until the transaction reads again or commits, the
+ * last write of each key winning; then this procedure applies them, each
+ * table's deletes and then its upserts as one set-based statement over a
+ * JSON array (JSON_TABLE), appends the changelog records in their order,
+ * one INSERT each, and, with a commit mark (mc), records the mark and
+ * commits: an operation's writes and its commit are one prepared CALL.
+ * Integers travel as JSON strings (exact to 2^64), bytes as base64. m tells
+ * which arrays are there: bit 2k for the deletes of kind k, 2k+1 for its
+ * upserts (enum wkind).
  */
 #define JT(sec, cols) " FROM JSON_TABLE(j, '$." sec "[*]' COLUMNS (" cols ")) t"
 #define JU(n, i) n " BIGINT UNSIGNED PATH '$[" #i "]'"
