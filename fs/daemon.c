@@ -733,11 +733,16 @@ static bool keep_pages(struct mfs_fs *fs, struct node *n, const struct inode_rec
  * in: the inode as the store holds it now (shared volumes only). created:
  * ns_create_held already registered it.
  */
+static pthread_mutex_t *hold_lock_of(struct mfs_fs *fs, const struct node *n)
+{
+	return &fs->hold_lock[n->ino % HOLD_LOCKS];
+}
+
 static int hold_open(struct mfs_fs *fs, struct node *n, struct inode_rec *in, bool created)
 {
 	if (!fs->shared)
 		return 0;
-	pthread_mutex_t *l = &fs->hold_lock[n->ino % HOLD_LOCKS];
+	pthread_mutex_t *l = hold_lock_of(fs, n);
 	pthread_mutex_lock(l);
 	int rc = created ? 0 : n->hopen ? ns_getattr(fs->vol, n->ino, in) : ns_hold(fs->vol, n->ino, in);
 	if (!rc)
@@ -750,7 +755,7 @@ static void hold_close(struct mfs_fs *fs, struct node *n)
 {
 	if (!fs->shared)
 		return;
-	pthread_mutex_t *l = &fs->hold_lock[n->ino % HOLD_LOCKS];
+	pthread_mutex_t *l = hold_lock_of(fs, n);
 	pthread_mutex_lock(l);
 	if (n->hopen && --n->hopen == 0) {
 		bool freed;

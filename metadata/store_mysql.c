@@ -151,6 +151,11 @@ enum {
 	"mtime_ns=VALUES(mtime_ns), ctime_s=VALUES(ctime_s), ctime_ns=VALUES(ctime_ns), "        \
 	"btime_s=VALUES(btime_s), btime_ns=VALUES(btime_ns)"
 
+/* the rows of table (alias a) whose session is gone (see SESSION_DEAD_S) */
+#define REAP_GONE(table, a)                                                                \
+	"DELETE " a " FROM " table " " a " LEFT JOIN sessions s ON s.id = " a ".session " \
+	"WHERE s.id IS NULL OR s.heartbeat_ns < ?"
+
 static const char *const sql[S_COUNT] = {
 	[S_INODE_GET] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ?",
 	[S_INODE_GET_LOCK] = "SELECT ino, " INODE_COLS " FROM inodes WHERE ino = ? FOR UPDATE",
@@ -219,14 +224,10 @@ static const char *const sql[S_COUNT] = {
 			  "ON DUPLICATE KEY UPDATE heartbeat_ns=VALUES(heartbeat_ns)",
 	[S_SESSION_DEL] = "DELETE FROM sessions WHERE id = ?",
 	[S_MARKS_DEL] = "DELETE FROM commit_marks WHERE session = ?",
-	/* the marks of mounts that are gone (see SESSION_DEAD_S) */
-	[S_MARKS_REAP] = "DELETE m FROM commit_marks m LEFT JOIN sessions s ON s.id = m.session "
-			 "WHERE s.id IS NULL OR s.heartbeat_ns < ?",
+	[S_MARKS_REAP] = REAP_GONE("commit_marks", "m"),
 	[S_MARK_GET] = "SELECT n FROM commit_marks WHERE conn = ? LOCK IN SHARE MODE",
 	[S_HOLDS_DEL] = "DELETE FROM holds WHERE session = ?",
-	/* the open files of mounts that are gone (see SESSION_DEAD_S) */
-	[S_HOLDS_REAP] = "DELETE h FROM holds h LEFT JOIN sessions s ON s.id = h.session "
-			 "WHERE s.id IS NULL OR s.heartbeat_ns < ?",
+	[S_HOLDS_REAP] = REAP_GONE("holds", "h"),
 	/* a transaction's deferred writes, and its commit (see apply_proc) */
 	[S_APPLY] = "CALL " APPLY_PROC "(?, ?, ?, ?, ?)",
 };
@@ -428,6 +429,12 @@ static struct my_store *MS(struct store *s)
 static struct my_txn *MT(struct store_txn *t)
 {
 	return (struct my_txn *)t;
+}
+
+/* Sessions that beat at or after this time are alive (SESSION_DEAD_S). */
+static int64_t live_since(void)
+{
+	return mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -1818,7 +1825,7 @@ static int my_hold(struct store_txn *tt, uint64_t ino, bool on)
 static int my_inode_get_held(struct store_txn *tt, uint64_t ino, struct inode_rec *out, uint32_t *others)
 {
 	struct my_store *s = MS(tt->store);
-	int64_t live = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	int64_t live = live_since();
 	MYSQL_BIND p[3];
 	bu(&p[0], &s->session);
 	bi(&p[1], &live);
@@ -1837,7 +1844,7 @@ static int my_inode_get_held(struct store_txn *tt, uint64_t ino, struct inode_re
 static int my_orphan_list(struct store *st, ino_list_cb cb, void *arg)
 {
 	struct my_store *s = MS(st);
-	int64_t dead = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	int64_t dead = live_since();
 	MYSQL_BIND p[3];
 	bu(&p[0], &s->session);
 	bi(&p[1], &dead);
@@ -1857,7 +1864,7 @@ static int my_lock_list(struct store_txn *tt, uint64_t ino, int (*cb)(void *arg,
 {
 	struct my_txn *t = MT(tt);
 	struct my_store *s = MS(tt->store);
-	int64_t alive = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	int64_t alive = live_since();
 	MYSQL_BIND p[2];
 	bi(&p[0], &alive);
 	bu(&p[1], &ino);
@@ -2056,7 +2063,7 @@ static int my_ino_floor(struct store *st, uint64_t raise_to, uint64_t *out)
 static int my_writers(struct store *st, uint64_t *n)
 {
 	struct my_store *s = MS(st);
-	int64_t alive = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+	int64_t alive = live_since();
 	MYSQL_BIND p[2];
 	bu(&p[0], &s->session);
 	bi(&p[1], &alive);
@@ -2255,11 +2262,9 @@ static int end_session(struct my_store *s)
 		t->unmarked = true;
 		MYSQL_BIND p[1];
 		bu(&p[0], &s->session);
-		rc = run(t, S_SESSION_DEL, p, NULL);
-		if (!rc)
-			rc = run(t, S_MARKS_DEL, p, NULL);
-		if (!rc)
-			rc = run(t, S_HOLDS_DEL, p, NULL);
+		static const int del[] = { S_SESSION_DEL, S_MARKS_DEL, S_HOLDS_DEL };
+		for (size_t i = 0; i < MFS_ARRAY_LEN(del) && !rc; i++)
+			rc = run(t, del[i], p, NULL);
 		if (rc) {
 			my_abort(tt);
 		} else {
@@ -2717,13 +2722,16 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 		if (!s->session)
 			s->session = 1;
 		rc = session_beat(s);
-		int64_t dead = mfs_now_ns() - SESSION_DEAD_S * 1000000000LL;
+		int64_t dead = live_since();
 		MYSQL_BIND p[1];
 		bi(&p[0], &dead);
-		if (!rc && write_one(s, S_MARKS_REAP, p, NULL))
-			log_warn("%s: cannot remove the commit marks of mounts that are gone", url);
-		if (!rc && write_one(s, S_HOLDS_REAP, p, NULL))
-			log_warn("%s: cannot remove the open files of mounts that are gone", url);
+		static const struct {
+			int sid;
+			const char *what;
+		} reap[] = { { S_MARKS_REAP, "commit marks" }, { S_HOLDS_REAP, "open files" } };
+		for (size_t i = 0; i < MFS_ARRAY_LEN(reap) && !rc; i++)
+			if (write_one(s, reap[i].sid, p, NULL))
+				log_warn("%s: cannot remove the %s of mounts that are gone", url, reap[i].what);
 		if (rc)
 			snprintf(err, errlen, "cannot register this mount in %s: %s", s->db, strerror(-rc));
 		else if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) == 0)
