@@ -44,7 +44,10 @@ struct inode_rec {
 	struct timespec atime, mtime, ctime, btime;
 	uint64_t version; /* grows on every change of this inode */
 	uint64_t parent; /* directories only: the directory holding it */
-	uint64_t next_cookie; /* directories only: next readdir cookie to hand out */
+	/* directories: next readdir cookie to hand out; files on a volume
+	 * several mounts share: the count of changes of which mounts have the
+	 * file open (see ns_hold) */
+	uint64_t next_cookie;
 	uint32_t flags; /* INODE_F_* */
 };
 
@@ -585,5 +588,8 @@ int mfs_fsck(struct mfs_volume *v, const struct fsck_opts *o, struct fsck_result
 
 /* Runs fn in a transaction, retrying on MFS_ERETRY with backoff. */
 int ns_txn_run(struct mfs_volume *v, int (*fn)(struct store_txn *t, void *arg), void *arg);
+/* ns_reclaim's (and ns_unhold's) work inside t, for a caller that runs
+ * more in the same transaction; *freed tells whether it freed the inode. */
+int ns_reclaim_txn(struct store_txn *t, struct mfs_volume *v, uint64_t ino, bool *freed);
 
 #endif

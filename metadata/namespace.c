@@ -1356,44 +1356,65 @@ static int collect_name(void *arg, const char *name, size_t len)
 	return 0;
 }
 
+/* A change of which mounts have file in open (ns_hold, ns_unhold): the
+ * hold itself, and a write of the inode row that changes it (next_cookie,
+ * unused by files otherwise, counts these changes). A cluster that checks
+ * at commit only the rows a transaction wrote, not the ones it locked
+ * (Galera certifies write sets; a lock taken on one node does not reach
+ * the others), then sees a hold, a release and a free of one file made at
+ * once on two nodes conflict, and one of them is retried: a free cannot
+ * miss a hold taken meanwhile elsewhere. */
+static int hold_change(struct store_txn *t, struct inode_rec *in, bool on)
+{
+	in->next_cookie++;
+	int rc = OPS(t)->inode_put(t, in);
+	return rc ? rc : OPS(t)->hold(t, in->ino, on);
+}
+
 /* Frees an inode with no name left that this mount no longer uses, unless
  * another mount has it open: that one frees it at its last close. */
-static int do_reclaim(struct store_txn *t, void *arg)
+int ns_reclaim_txn(struct store_txn *t, struct mfs_volume *v, uint64_t ino, bool *freed)
 {
-	struct reclaim_args *a = arg;
 	struct inode_rec in = { 0 };
 	uint32_t others = 0;
-	a->freed = false;
-	int rc = OPS(t)->inode_get_held ? OPS(t)->inode_get_held(t, a->ino, &in, &others)
-					: OPS(t)->inode_get(t, a->ino, &in, true);
+	*freed = false;
+	int rc = OPS(t)->inode_get_held ? OPS(t)->inode_get_held(t, ino, &in, &others)
+					: OPS(t)->inode_get(t, ino, &in, true);
 	if (rc && rc != -ENOENT)
 		return rc;
-	bool keep = rc == -ENOENT || in.nlink > 0 || others > 0;
+	bool gone = rc == -ENOENT;
+	bool keep = gone || in.nlink > 0 || others > 0;
 	/* the xattrs' names read before the first write, so that a store
 	 * that defers writes sends them all at the commit */
 	struct name_list l = { 0 };
 	if (!keep)
-		rc = OPS(t)->xattr_list(t, a->ino, collect_name, &l);
+		rc = OPS(t)->xattr_list(t, ino, collect_name, &l);
 	else
 		rc = 0;
+	/* this mount's hold goes; a freed inode's row goes with it */
 	if (!rc && OPS(t)->hold)
-		rc = OPS(t)->hold(t, a->ino, false);
+		rc = keep && !gone ? hold_change(t, &in, false) : OPS(t)->hold(t, ino, false);
 	for (size_t i = 0; i < l.n; i++) {
 		if (!rc)
-			rc = OPS(t)->xattr_del(t, a->ino, l.v[i]);
+			rc = OPS(t)->xattr_del(t, ino, l.v[i]);
 		free(l.v[i]);
 	}
 	free(l.v);
 	if (rc)
 		return rc;
 	if (keep) /* open on another mount: the last of them to close it frees it */
-		return others > 0 && in.nlink == 0 ? 0 : OPS(t)->orphan_del(t, a->ino);
-	struct bs_config cfg = bscfg(a->v);
-	if ((rc = bs_free(t, &cfg, &in)) || (rc = OPS(t)->inode_del(t, a->ino)) ||
-	    (rc = OPS(t)->orphan_del(t, a->ino)))
+		return others > 0 && in.nlink == 0 ? 0 : OPS(t)->orphan_del(t, ino);
+	struct bs_config cfg = bscfg(v);
+	if ((rc = bs_free(t, &cfg, &in)) || (rc = OPS(t)->inode_del(t, ino)) || (rc = OPS(t)->orphan_del(t, ino)))
 		return rc;
-	a->freed = true;
+	*freed = true;
 	return 0;
+}
+
+static int do_reclaim(struct store_txn *t, void *arg)
+{
+	struct reclaim_args *a = arg;
+	return ns_reclaim_txn(t, a->v, a->ino, &a->freed);
 }
 
 int ns_reclaim(struct mfs_volume *v, uint64_t ino)
@@ -1411,7 +1432,7 @@ static int do_hold(struct store_txn *t, void *arg)
 {
 	struct hold_args *a = arg;
 	int rc = OPS(t)->inode_get(t, a->ino, a->out, true);
-	return rc ? rc : OPS(t)->hold(t, a->ino, true);
+	return rc ? rc : hold_change(t, a->out, true);
 }
 
 int ns_hold(struct mfs_volume *v, uint64_t ino, struct inode_rec *out)

@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # The MySQL store on a 3-node MariaDB Galera cluster on loopback, through two
 # mounts of one volume whose URLs list the nodes in different orders, so that
-# mount A writes through node 1 and mount B through node 2. A Python writer
-# per mount creates files (appends across the inline threshold, files of
-# several chunks, renames over temporary names, mkdirs, unlinks) and counts
-# one as acknowledged only once its close (and rename) succeeded:
+# mount A writes through node 1 and mount B through node 2. First, a last
+# close of a removed file through node 1 races an open of it through node 2
+# (tests/tools/hold_race): the free must be retried and keep the file. Then
+# a Python writer per mount creates files (appends across the inline
+# threshold, files of several chunks, renames over temporary names, mkdirs,
+# unlinks) and counts one as acknowledged only once its close (and rename)
+# succeeded:
 #  1. each mount reads the files the other acknowledged;
 #  2. node 1 is killed (kill -9) under that load: mount A fails over, both
 #     writers go on through the survivors after a bounded stall;
@@ -29,6 +32,8 @@ e2e_init python3 rsync
 command -v mariadbd >/dev/null || skip "mariadbd is not installed (tools/install-deps.sh installs it)"
 [ -f /usr/lib/galera/libgalera_smm.so ] || skip "/usr/lib/galera/libgalera_smm.so is missing (galera-4)"
 source "$(dirname "$0")/lib_mariadb.sh"
+HOLD_RACE=${HOLD_RACE:-$(dirname "$METAFS")/../tests/tools/hold_race}
+[ -x "$HOLD_RACE" ] || fail "hold_race helper not found at $HOLD_RACE (set HOLD_RACE)"
 export METAFS_STATE_DIR=$E2E_TMP/state
 T0=$(now_ms)
 
@@ -511,6 +516,15 @@ A=$E2E_TMP/a
 B=$E2E_TMP/b
 C=$E2E_TMP/c
 new_volume "$VOL_A"
+
+# a mount's last close of a removed file through node 1 and another mount's
+# open of it through node 2, at once: the close's free is retried and keeps
+# the file (a lock taken on one node does not reach the others; the hold
+# and the free both write the inode's row, so certification orders them)
+RACE=$("$HOLD_RACE" "mysql://root@127.0.0.1:$P1/gal?connect_wait=20" \
+	"mysql://root@127.0.0.1:$P2/gal?connect_wait=20" 2>&1) || fail "$RACE"
+note "a close through node 1 racing an open through node 2: $RACE"
+
 mount_fg "$VOL_A" "$A" "$E2E_TMP/mount-a.log"
 mount_fg "$VOL_B" "$B" "$E2E_TMP/mount-b.log"
 note "volume formatted through node 1, mounted twice at $(elapsed) s"
