@@ -62,10 +62,12 @@ struct handle {
 	 * (a shell opens `> f` and closes the first descriptor before the
 	 * command writes through its copy) */
 	bool truncated, versioned;
+	bool created; /* made by its open (O_CREAT): its content starts empty */
 	struct cap_proc *opener; /* NULL when not resolved */
 	struct cap_proc *writers[HANDLE_WRITERS];
 	size_t nwriters;
 	uint32_t last_tid; /* the thread of the last write, already counted */
+	struct handle *next; /* in its node's list (node.handles) */
 };
 
 static struct mfs_fs *FS(fuse_req_t req)
@@ -271,6 +273,39 @@ static void handle_free(struct mfs_fs *fs, struct handle *h)
 	free(h);
 }
 
+/* Lists h among n's open files (none when h is NULL). */
+static void handle_attach(struct node *n, struct handle *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&n->lock);
+	h->next = n->handles;
+	n->handles = h;
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* n->lock held */
+static void handle_detach_locked(struct node *n, struct handle *h)
+{
+	for (struct handle **p = &n->handles; *p; p = &(*p)->next) {
+		if (*p == h) {
+			*p = h->next;
+			return;
+		}
+	}
+}
+
+/* Frees h, open on n, that was not handed to the kernel. */
+static void handle_close(struct mfs_fs *fs, struct node *n, struct handle *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&n->lock);
+	handle_detach_locked(n, h);
+	pthread_mutex_unlock(&n->lock);
+	handle_free(fs, h);
+}
+
 /* Counts p (referenced, handed over) as a writer of h; n->lock held. */
 static void handle_add_writer(struct mfs_fs *fs, struct handle *h, struct cap_proc *p)
 {
@@ -317,11 +352,12 @@ static void handle_wrote(struct mfs_fs *fs, struct handle *h, struct cap_proc *p
 }
 
 /* Commits n's pending writes and, when h was written since its last
- * version, the new version, in one transaction; n->lock held. last: the
- * handle's release. */
-static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle *h, bool last)
+ * version, the new version, in one transaction; n->lock held. settle: a
+ * version also when h was only truncated or created, at its last close or
+ * when its content is opened for reading. */
+static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle *h, bool settle)
 {
-	if (h && last && h->truncated && !h->versioned)
+	if (h && settle && h->truncated && !h->versioned)
 		h->dirty = true;
 	if (!h || !h->dirty)
 		return flush_locked(fs, n);
@@ -665,6 +701,53 @@ static int open_truncate(struct mfs_fs *fs, const struct mfs_ctx *c, uint64_t in
 	return rc;
 }
 
+/* Content written (or truncated, or created) here with no version yet:
+ * its version now, charged to its writers. An open file whose writes wait
+ * for their version until its last close; a file its creator closed
+ * unwritten (n->creator), whose empty version is made only now. A reader
+ * may come first: a linker closes its new output and opens it again to
+ * read, before the kernel has sent the release of the first open, and a
+ * process may read a file another one is writing. n->lock held. */
+static void settle_locked(struct mfs_fs *fs, struct node *n)
+{
+	for (struct handle *o = n->handles; o; o = o->next) {
+		if ((o->truncated || o->created) && !o->versioned)
+			o->dirty = true;
+		if (o->dirty)
+			flush_handle_locked(fs, n, o, false);
+	}
+	struct cap_proc *creator = n->creator;
+	if (!creator)
+		return;
+	n->creator = NULL;
+	if (n->creator_gen == n->content_gen && !n->pversion) {
+		struct handle made = { .capture = true, .dirty = true, .opener = creator };
+		flush_handle_locked(fs, n, &made, false);
+	}
+	capture_put(fs->cap, creator);
+}
+
+/* A file's creator closed it unwritten: remembered, for settle_locked.
+ * n->lock held. */
+static void park_creator_locked(struct mfs_fs *fs, struct node *n, struct handle *h)
+{
+	if (!h || !h->created || h->versioned || !h->opener)
+		return;
+	if (n->creator)
+		capture_put(fs->cap, n->creator);
+	n->creator = capture_ref(fs->cap, h->opener);
+	n->creator_gen = n->content_gen;
+}
+
+/* nodes.drop: a node freed */
+static void node_dropped(struct node *n, void *arg)
+{
+	struct mfs_fs *fs = arg;
+	if (n->creator)
+		capture_put(fs->cap, n->creator);
+	n->creator = NULL;
+}
+
 /* The handle of an open of an existing file (NULL when lineage is not
  * recorded for it); records the use when it opens for reading. */
 static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struct mfs_ctx *c, int flags)
@@ -679,8 +762,11 @@ static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struc
 	h->opener = capture_proc(fs->cap, c->pid);
 	if (reads && h->opener) {
 		/* opening for reading is the use: reads served from the page
-		 * cache never reach the daemon */
+		 * cache never reach the daemon. Content with no version yet
+		 * gets it first (settle_locked), so that the reader uses a
+		 * version its writer wrote, not one found without a writer. */
 		pthread_mutex_lock(&n->lock);
+		settle_locked(fs, n);
 		uint64_t version = n->pversion, gen = n->content_gen;
 		pthread_mutex_unlock(&n->lock);
 		int rc = capture_used(fs->cap, h->opener, n->ino, &version);
@@ -693,6 +779,7 @@ static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struc
 		pthread_mutex_unlock(&n->lock);
 	}
 	h->truncated = flags & O_TRUNC;
+	handle_attach(n, h);
 	return h;
 }
 
@@ -796,7 +883,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)h;
 	node_add_open(&fs->nodes, n);
 	if (fuse_reply_open(req, fi) != 0) {
-		handle_free(fs, h);
+		handle_close(fs, n, h);
 		hold_close(fs, n);
 		release_node(fs, n, 0, 1);
 	} else {
@@ -875,8 +962,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		h = open_handle(fs, n, &c, fi->flags);
 	} else {
 		if (handle_captured(fs, n) && (h = calloc(1, sizeof *h))) {
-			h->capture = true; /* a new file: nothing to use, a version when written */
+			/* a new file: nothing to use; a version when written,
+			 * or, unwritten, when read (open_handle) */
+			h->capture = true;
+			h->created = true;
 			h->opener = capture_proc(fs->cap, c.pid);
+			handle_attach(n, h);
 		}
 		pthread_mutex_lock(&n->lock);
 		n->page_version = in.version;
@@ -890,7 +981,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	node_add_lookup(&fs->nodes, n);
 	node_add_open(&fs->nodes, n);
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		handle_free(fs, h);
+		handle_close(fs, n, h);
 		hold_close(fs, n);
 		release_node(fs, n, 1, 1);
 	} else {
@@ -1012,6 +1103,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (n) {
 		pthread_mutex_lock(&n->lock);
 		flush_handle_locked(fs, n, h, true);
+		park_creator_locked(fs, n, h);
+		handle_detach_locked(n, h);
 		pthread_mutex_unlock(&n->lock);
 		if (fi->flock_release)
 			drop_locks(fs, n, MFS_LOCK_FLOCK, fi->lock_owner);
@@ -1360,9 +1453,12 @@ int mfs_fs_create(struct mfs_volume *v, struct fuse_args *args, const struct mfs
 		return -ENOMEM;
 	}
 	if (nodes_init(&fs->nodes)) {
+		capture_destroy(fs->cap);
 		free(fs);
 		return -ENOMEM;
 	}
+	fs->nodes.drop = node_dropped;
+	fs->nodes.drop_arg = fs;
 	/* The volume names the mount (fsname) so tools can find it from any
 	 * path inside. default_permissions is always on: the kernel checks
 	 * permission bits, and the namespace layer trusts those checks. */

@@ -11,12 +11,16 @@ int nodes_init(struct node_table *t)
 	pthread_mutex_init(&t->lock, NULL);
 	t->nslots = 4096;
 	t->count = 0;
+	t->drop = NULL;
+	t->drop_arg = NULL;
 	t->slots = calloc(t->nslots, sizeof *t->slots);
 	return t->slots ? 0 : -ENOMEM;
 }
 
-static void node_free(struct node *n)
+static void node_free(struct node_table *t, struct node *n)
 {
+	if (t->drop)
+		t->drop(n, t->drop_arg);
 	wbuf_clear(&n->buf);
 	free(n->buf.v);
 	free(n->name);
@@ -30,7 +34,7 @@ void nodes_fini(struct node_table *t)
 		struct node *n = t->slots[i];
 		while (n) {
 			struct node *next = n->next;
-			node_free(n);
+			node_free(t, n);
 			n = next;
 		}
 	}
@@ -145,7 +149,7 @@ bool node_put(struct node_table *t, struct node *n, uint64_t forget, uint32_t cl
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (gone)
-		node_free(n);
+		node_free(t, n);
 	return reclaim;
 }
 

@@ -27,6 +27,9 @@ struct wbuf {
 	struct mfs_ctx ctx; /* who wrote, for the changelog */
 };
 
+struct handle; /* an open file of the daemon's (daemon.c) */
+struct cap_proc; /* a process, for lineage (capture.h) */
+
 struct node {
 	uint64_t ino;
 	uint64_t nlookup; /* kernel references, released by forget */
@@ -43,6 +46,15 @@ struct node {
 	 * known), valid while content_gen, bumped by every change of the
 	 * content through this daemon, stays as it was; guarded by lock */
 	uint64_t pversion, content_gen;
+	/* the open files lineage is recorded for, whose writes (or
+	 * truncation) may wait for their version; guarded by lock */
+	struct handle *handles;
+	/* the process that created the file and closed it unwritten, while
+	 * the content is still that (content_gen was creator_gen): its empty
+	 * version is made only if the content is read (referenced; guarded
+	 * by lock) */
+	struct cap_proc *creator;
+	uint64_t creator_gen;
 	/* shared volumes: the inode version the kernel's pages of the file
 	 * were read at, as the last open here saw it; guarded by lock */
 	uint64_t page_version;
@@ -62,6 +74,9 @@ struct node_table {
 	pthread_mutex_t lock;
 	struct node **slots;
 	size_t nslots, count;
+	/* called for each node freed, to drop what its owner keeps there */
+	void (*drop)(struct node *n, void *arg);
+	void *drop_arg;
 };
 
 int nodes_init(struct node_table *t);

@@ -104,6 +104,50 @@ else
     note "no C compiler: the compile case is not run"
 fi
 
+# a program that creates its output, closes it unwritten and opens it again
+# to read and write it (as GNU ld does when it runs short of descriptors):
+# the empty file it made is a version it wrote, not one found without a
+# writer, whether the reopen comes before the first close's release or after
+for wait in 0 0.3; do
+    /usr/bin/python3 -c '
+import os, sys, time
+out = sys.argv[1]
+open("a.txt").read()
+os.close(os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
+time.sleep(float(sys.argv[2]))
+fd = os.open(out, os.O_RDWR)
+os.read(fd, 16)
+os.write(fd, b"own\n")
+os.close(fd)' "own$wait.out" "$wait"
+    expect_graph "/a.txt@1 written by bash
+/own$wait.out@1 <- /a.txt@1 by python3
+/own$wait.out@1 written by python3
+/own$wait.out@2 <- /a.txt@1 by python3
+/own$wait.out@2 <- /own$wait.out@1 by python3
+/own$wait.out@2 written by python3" "$MNT/own$wait.out"
+done
+
+# a file read by another process while its writer still has it open,
+# written: the reader uses the version its writer made so far
+/usr/bin/python3 -c '
+import os, time
+with open("live.out", "w") as w:
+    w.write("live\n")
+    w.flush()
+    open("live.ready", "w").close()
+    while not os.path.exists("live.done"):
+        time.sleep(0.01)' &
+writer=$!
+for _ in $(seq 500); do [ -e live.ready ] && break; sleep 0.01; done
+cat live.out >seen.out
+: >live.done
+wait $writer || fail "the writer of live.out failed"
+[ "$(cat seen.out)" = live ] || fail "cat read $(cat seen.out) from a file open for writing"
+expect_graph "/live.out@1 written by python3
+/seen.out@1 <- /live.out@1 by cat
+/seen.out@1 written by cat" "$MNT/seen.out"
+expect_graph "/live.out@1 written by python3" "$MNT/live.out"
+
 # a Python script reading two inputs and writing an output
 cat >"$E2E_TMP/pipeline.py" <<'PYEOF'
 import sys
@@ -181,6 +225,7 @@ last_err_matches "not a regular file"
 must_fail "$METAFS" lineage "$MNT/d.txt" --version 9
 last_err_matches "no version 9"
 must_fail "$METAFS" lineage "$MNT/d.txt" --depth x
+# a file created and closed unwritten has a version only once it is read
 : >"$MNT/never-read"
 must_fail "$METAFS" lineage "$MNT/never-read"
 last_err_matches "no lineage recorded"
@@ -189,6 +234,8 @@ last_err_matches "no lineage recorded"
 found=$("$METAFS" find "$MNT" 'derived-from:/renamed.txt' --consistent | LC_ALL=C sort)
 [ "$found" = "$MNT/d.txt
 $MNT/e.txt
+$MNT/own0.3.out
+$MNT/own0.out
 $MNT/py.out" ] || fail "derived-from:/renamed.txt found: $found"
 found=$("$METAFS" find "$MNT" 'generated-by:sort' --consistent)
 [ "$found" = "$MNT/d.txt" ] || fail "generated-by:sort found: $found"
