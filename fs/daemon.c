@@ -352,12 +352,11 @@ static void handle_wrote(struct mfs_fs *fs, struct handle *h, struct cap_proc *p
 }
 
 /* Commits n's pending writes and, when h was written since its last
- * version, the new version, in one transaction; n->lock held. settle: a
- * version also when h was only truncated or created, at its last close or
- * when its content is opened for reading. */
-static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle *h, bool settle)
+ * version, the new version, in one transaction; n->lock held. last: the
+ * handle's release. */
+static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle *h, bool last)
 {
-	if (h && settle && h->truncated && !h->versioned)
+	if (h && last && h->truncated && !h->versioned)
 		h->dirty = true;
 	if (!h || !h->dirty)
 		return flush_locked(fs, n);

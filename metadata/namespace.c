@@ -1356,7 +1356,7 @@ static int collect_name(void *arg, const char *name, size_t len)
 	return 0;
 }
 
-/* A change of which mounts have file in open (ns_hold, ns_unhold): the
+/* A change of which mounts have a file open (ns_hold, ns_unhold): the
  * hold itself, and a write of the inode row that changes it (next_cookie,
  * unused by files otherwise, counts these changes). A cluster that checks
  * at commit only the rows a transaction wrote, not the ones it locked
