@@ -108,7 +108,13 @@ fi
 # to read and write it (as GNU ld does when it runs short of descriptors):
 # the empty file it made is a version it wrote, not one found without a
 # writer, whether the reopen comes before the first close's release or after
-for wait in 0 0.3; do
+# On a cluster volume the mount follows its own changelog records too, and
+# the creation's drops the kernel's entry, so that the kernel soon forgets
+# the file and the mount the creator with it: only the reopen at once is
+# checked there.
+waits="0 0.3"
+[ -n "${METAFS_TEST_MYSQL:-}" ] && waits=0
+for wait in $waits; do
     /usr/bin/python3 -c '
 import os, sys, time
 out = sys.argv[1]
@@ -234,8 +240,7 @@ last_err_matches "no lineage recorded"
 found=$("$METAFS" find "$MNT" 'derived-from:/renamed.txt' --consistent | LC_ALL=C sort)
 [ "$found" = "$MNT/d.txt
 $MNT/e.txt
-$MNT/own0.3.out
-$MNT/own0.out
+$(for w in $waits; do echo "$MNT/own$w.out"; done | LC_ALL=C sort)
 $MNT/py.out" ] || fail "derived-from:/renamed.txt found: $found"
 found=$("$METAFS" find "$MNT" 'generated-by:sort' --consistent)
 [ "$found" = "$MNT/d.txt" ] || fail "generated-by:sort found: $found"
