@@ -107,8 +107,8 @@ fi
 # a program that creates its output, closes it unwritten and opens it again
 # to read and write it (as GNU ld does when it runs short of descriptors):
 # the empty file it made is a version it wrote, not one found without a
-# writer, whether the reopen comes before the first close's release or after
-# On a cluster volume the mount follows its own changelog records too, and
+# writer, whether the reopen comes before the first close's release or
+# after. On a cluster volume the mount follows its own changelog records too, and
 # the creation's drops the kernel's entry, so that the kernel soon forgets
 # the file and the mount the creator with it: only the reopen at once is
 # checked there.
