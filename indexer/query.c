@@ -568,7 +568,7 @@ static bool starts_unary(enum tok_kind k)
 static int parse_and(struct parser *p, struct q_node **out)
 {
 	struct node_list l = { 0 };
-	struct q_node *x;
+	struct q_node *x = NULL;
 	for (;;) {
 		if (parse_unary(p, &x) || list_push(p, &l, x))
 			goto fail;
@@ -588,7 +588,7 @@ fail:
 static int parse_or(struct parser *p, struct q_node **out)
 {
 	struct node_list l = { 0 };
-	struct q_node *x;
+	struct q_node *x = NULL;
 	for (;;) {
 		if (parse_and(p, &x) || list_push(p, &l, x))
 			goto fail;

@@ -2162,7 +2162,7 @@ static int my_statfs(struct store *st, struct statvfs *out)
 	struct my_store *s = MS(st);
 	int64_t now = mfs_now_ns();
 	if (now - s->statfs_ns > 30000000000LL) {
-		uint64_t v[2];
+		uint64_t v[2] = { 0, 0 };
 		char q[512];
 		snprintf(q, sizeof q,
 			 "SELECT SUM(DATA_LENGTH + INDEX_LENGTH), SUM(IF(TABLE_NAME = 'inodes', TABLE_ROWS, 0)) "

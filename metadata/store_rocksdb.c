@@ -801,7 +801,7 @@ static int r_xattr_list(struct store_txn *t, uint64_t ino, xattr_list_cb cb, voi
 static int r_inline_get(struct store_txn *t, uint64_t ino, void **val, size_t *len)
 {
 	unsigned char k[9];
-	char *v;
+	char *v = NULL;
 	int rc = kv_get(t, CF_DATA, k, key_ino(k, 'F', ino), false, &v, len);
 	if (!rc)
 		*val = v;
