@@ -315,7 +315,6 @@ static void proc_free(struct capture *c, struct cap_proc *p)
 	(void)c;
 	prov_proc_free(&p->p);
 	free(p->used.v);
-	free(p->uses);
 	free(p);
 }
 
@@ -481,6 +480,7 @@ static struct cap_proc *proc_read(struct capture *c, uint32_t pid, int depth)
 	p->p.argv = argv;
 	p->p.argv_len = argv ? argv_len : 0;
 	p->p.cwd = read_link(pid, "cwd");
+	p->runner = is_runner(exe, "");
 	p->pipe_in = pipe_of(pid, 0);
 	p->pipe_out = pipe_of(pid, 1);
 	if ((p->pipe_in || p->pipe_out) && pipes_need_scan(c, p->pipe_in, p->pipe_out))
@@ -502,10 +502,21 @@ static struct cap_proc *proc_read(struct capture *c, uint32_t pid, int depth)
 		proc_free(c, p);
 		return other;
 	}
+	/* the image this one replaced (an exec: the same pid and start
+	 * time), whose job goes on: a shell's child opens `< in` and `> out`
+	 * before it execs the command, which reads and writes them */
+	struct cap_proc *before = NULL;
+	for (struct cap_proc *q = c->procs[pid % PROC_SLOTS]; q && !before; q = q->next)
+		if (q->p.pid == pid && q->start_ticks == st.start_ticks)
+			before = q;
+	if (before) {
+		p->job = before->job ? before->job : before;
+		p->job->refs++;
+	}
 	if (parent) {
 		p->p.parent = parent->p.id;
 		p->p.parent_start_ns = parent->p.start_ns;
-		if (!is_runner(parent->p.exe, "")) {
+		if (!before && !parent->runner) {
 			p->job = parent->job ? parent->job : parent;
 			p->job->refs++;
 		}
@@ -711,44 +722,25 @@ static void used_add(struct used_set *s, uint64_t ino, uint64_t version)
 	}
 }
 
-/* c->lock held: the job's copy of its used records, in the order they
- * were made (a version two of its processes used is listed twice: the
- * later one names it, as in the store) */
-static void job_add_use(struct cap_proc *job, uint64_t ino, uint64_t version, uint64_t user)
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust, uint64_t *version)
 {
-	if (job->uses_lost)
-		return;
-	if (job->nuses >= USED_MAX ||
-	    mfs_array_reserve(&job->uses, &job->cap_uses, job->nuses, sizeof *job->uses)) {
-		/* read back from the store when needed */
-		free(job->uses);
-		job->uses = NULL;
-		job->nuses = job->cap_uses = 0;
-		job->uses_lost = true;
-		return;
-	}
-	job->uses[job->nuses++] = (struct prov_use){ ino, version, user };
-}
-
-int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, uint64_t *version)
-{
-	if (*version) {
-		pthread_mutex_lock(&c->lock);
-		bool had = used_has(&p->used, ino, *version);
-		pthread_mutex_unlock(&c->lock);
-		if (had)
-			return 0;
-	}
 	struct cap_proc *job = p->job ? p->job : p;
+	pthread_mutex_lock(&c->lock);
+	bool had = *version && used_has(&p->used, ino, *version);
+	/* numbered now, in the order the uses are made: a version the job
+	 * writes counts the uses numbered before its close */
+	uint64_t seq = had ? 0 : ++job->useq;
+	pthread_mutex_unlock(&c->lock);
+	if (had)
+		return 0;
 	bool record[2] = { !p->recorded, job != p && !job->recorded };
-	uint64_t got = 0;
-	int rc = ns_prov_used(c->vol, &p->p, &job->p, record, ino, &got);
+	uint64_t got = trust ? *version : 0;
+	int rc = ns_prov_used(c->vol, &p->p, &job->p, record, ino, seq, &got);
 	if (rc == 0) {
 		p->recorded = true;
 		job->recorded = true;
 		pthread_mutex_lock(&c->lock);
 		used_add(&p->used, ino, got);
-		job_add_use(job, ino, got, p->p.id);
 		pthread_mutex_unlock(&c->lock);
 		*version = got;
 	}
@@ -799,47 +791,27 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 }
 
 void capture_gen(struct capture *c, struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders,
-		 size_t nf, const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+		 size_t nf, const struct prov_proc **procs, bool *record, struct prov_job_uses *jobs,
 		 struct prov_gen *g)
 {
 	for (size_t i = 0; i < n; i++) {
 		procs[i] = &writers[i]->p;
 		record[i] = !writers[i]->recorded;
 	}
-	for (size_t i = 0; i < nf; i++)
-		fprocs[i] = &feeders[i]->p;
-	*g = (struct prov_gen){ .procs = procs, .record = record, .n = n, .feeders = fprocs, .nfeeders = nf };
-	/* the jobs' uses, from memory: each was recorded through here */
+	size_t nj = 0;
 	pthread_mutex_lock(&c->lock);
-	size_t total = 0;
-	bool known = true;
 	for (size_t i = 0; i < n + nf; i++) {
 		const struct cap_proc *p = i < n ? writers[i] : feeders[i - n];
 		const struct cap_proc *job = p->job ? p->job : p;
-		known &= !job->uses_lost;
-		total += job->nuses;
-	}
-	struct prov_use *v = known && total ? malloc(total * sizeof *v) : NULL;
-	if (v) {
-		size_t k = 0;
-		for (size_t i = 0; i < n + nf; i++) {
-			const struct cap_proc *p = i < n ? writers[i] : feeders[i - n];
-			const struct cap_proc *job = p->job ? p->job : p;
-			if (job->nuses)
-				memcpy(v + k, job->uses, job->nuses * sizeof *v);
-			k += job->nuses;
-		}
+		if (job->useq)
+			jobs[nj++] = (struct prov_job_uses){ job->p.id, job->useq };
 	}
 	pthread_mutex_unlock(&c->lock);
-	g->known = known && (v || !total);
-	g->sources = v;
-	g->nsources = v ? total : 0;
+	*g = (struct prov_gen){ .procs = procs, .record = record, .n = n, .jobs = jobs, .njobs = nj };
 }
 
-void capture_gen_done(struct cap_proc *const *writers, size_t n, struct prov_gen *g, int rc)
+void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc)
 {
-	free((void *)g->sources);
-	g->sources = NULL;
 	if (rc)
 		return;
 	for (size_t i = 0; i < n; i++)

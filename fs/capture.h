@@ -23,6 +23,9 @@ struct cap_proc {
 	struct prov_proc p;
 	struct cap_proc *job; /* referenced; NULL when it leads its own job */
 	_Atomic bool recorded; /* its record is in the store */
+	/* a shell or job runner: it starts programs for others, and execs
+	 * them in a descriptor's place (`cmd > f` opens f, then execs cmd) */
+	bool runner;
 	/* the pipes on its standard input and output when it was first seen
 	 * (their inode numbers, 0 if not pipes): data read from a pipe came
 	 * from whatever the writing end had read */
@@ -34,11 +37,9 @@ struct cap_proc {
 		uint64_t *v; /* (ino, version) pairs, open addressing */
 		size_t n, cap;
 	} used;
-	/* as a job: what its processes used, as recorded (all of it unless
-	 * lost, when there was too much to keep) */
-	struct prov_use *uses;
-	size_t nuses, cap_uses;
-	bool uses_lost;
+	/* as a job: the number of the last use its processes recorded (the
+	 * store keeps the uses in that order) */
+	uint64_t useq;
 	struct cap_proc *next;
 };
 
@@ -59,8 +60,10 @@ void capture_invalidate(struct capture *c);
 
 /* Records that p used the current version of ino. *version: the number of
  * that version when the caller knows it (0 if not), and the one recorded on
- * return; a version p has used already costs no transaction. */
-int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, uint64_t *version);
+ * return; a version p has used already costs no transaction. trust: the
+ * number given may be recorded without a look in the store (only this
+ * mount changes the volume). */
+int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust, uint64_t *version);
 
 /* Whether a name is noise that is never recorded: version-control and
  * cache directories (.git, __pycache__ ...) and editor swap files. */
@@ -76,12 +79,12 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 		       const struct cap_proc *opener, struct cap_proc **out, size_t max);
 
 /* Fills g for writers (procs and their record flags point into the
- * caller's arrays of n), with what their jobs and the feeders' used when
- * that is all known; capture_gen_done marks them recorded once the
- * caller's transaction committed, and frees what capture_gen took. */
+ * caller's arrays of n) with their jobs' and the feeders' jobs' uses so
+ * far (jobs: room for n + nf); capture_gen_done marks them recorded once
+ * the caller's transaction committed. */
 void capture_gen(struct capture *c, struct cap_proc *const *writers, size_t n, struct cap_proc *const *feeders,
-		 size_t nf, const struct prov_proc **procs, const struct prov_proc **fprocs, bool *record,
+		 size_t nf, const struct prov_proc **procs, bool *record, struct prov_job_uses *jobs,
 		 struct prov_gen *g);
-void capture_gen_done(struct cap_proc *const *writers, size_t n, struct prov_gen *g, int rc);
+void capture_gen_done(struct cap_proc *const *writers, size_t n, int rc);
 
 #endif

@@ -64,6 +64,7 @@ struct handle {
 	bool truncated, versioned;
 	bool created; /* made by its open (O_CREAT): its content starts empty */
 	struct cap_proc *opener; /* NULL when not resolved */
+	uint32_t opener_tid; /* the thread that opened it */
 	struct cap_proc *writers[HANDLE_WRITERS];
 	size_t nwriters;
 	uint32_t last_tid; /* the thread of the last write, already counted */
@@ -221,8 +222,11 @@ static int commit_locked(struct mfs_fs *fs, struct node *n, const struct prov_ge
 	int rc = ns_write_version(fs->vol, &b->ctx, n->ino, ext, b->n, &b->mtime, g, &version);
 	free(ext);
 	content_changed_locked(n);
-	if (rc == 0 && g)
+	if (rc == 0 && g) {
 		n->pversion = version;
+		n->vlast = version;
+		n->vlast_known = true;
+	}
 	if (rc < 0)
 		log_error("inode %llu: cannot commit %zu buffered bytes%s: %s", (unsigned long long)n->ino,
 			  b->bytes, g ? " and a new version" : "", strerror(-rc));
@@ -328,11 +332,17 @@ static void handle_add_writer(struct mfs_fs *fs, struct handle *h, struct cap_pr
 }
 
 /* A write (or truncation) through h by thread tid: who to charge. The
- * process is read before n->lock is taken. */
+ * process is read before n->lock is taken. The thread that opened the
+ * file is its opener still, unless the opener is a shell or job runner,
+ * which opens a file to exec a program in its place: /proc is read again
+ * only then. (A program that execs another between two of its writes is
+ * not told apart, as between writes after the first.) */
 static struct cap_proc *writer_of(struct mfs_fs *fs, struct handle *h, uint32_t tid)
 {
 	if (!h || !h->capture || tid == __atomic_load_n(&h->last_tid, __ATOMIC_RELAXED))
 		return NULL;
+	if (h->opener && tid == h->opener_tid && !h->opener->runner)
+		return capture_ref(fs->cap, h->opener);
 	return capture_proc(fs->cap, tid);
 }
 
@@ -362,16 +372,20 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 		return flush_locked(fs, n);
 	if (!h->nwriters && h->opener)
 		handle_add_writer(fs, h, capture_ref(fs->cap, h->opener));
-	const struct prov_proc *procs[HANDLE_WRITERS], *fprocs[CAPTURE_FEEDERS];
+	const struct prov_proc *procs[HANDLE_WRITERS];
 	bool record[HANDLE_WRITERS];
 	struct cap_proc *feeders[CAPTURE_FEEDERS];
+	struct prov_job_uses jobs[HANDLE_WRITERS + CAPTURE_FEEDERS];
 	size_t nf = capture_feeders(fs->cap, h->writers, h->nwriters, h->opener, feeders, CAPTURE_FEEDERS);
 	struct prov_gen g;
-	capture_gen(fs->cap, h->writers, h->nwriters, feeders, nf, procs, fprocs, record, &g);
+	capture_gen(fs->cap, h->writers, h->nwriters, feeders, nf, procs, record, jobs, &g);
 	g.parent = n->parent;
 	g.name = n->name;
+	/* only this daemon makes versions of a volume it does not share */
+	g.current_known = n->vlast_known && !fs->shared;
+	g.current = n->vlast;
 	int rc = commit_locked(fs, n, &g);
-	capture_gen_done(h->writers, h->nwriters, &g, rc);
+	capture_gen_done(h->writers, h->nwriters, rc);
 	for (size_t i = 0; i < nf; i++)
 		capture_put(fs->cap, feeders[i]);
 	for (size_t i = 0; i < h->nwriters; i++)
@@ -759,6 +773,7 @@ static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struc
 	/* read now: a short-lived process may be gone by its last close, and
 	 * a writer may close its standard input (a pipe) before it writes */
 	h->opener = capture_proc(fs->cap, c->pid);
+	h->opener_tid = c->pid;
 	if (reads && h->opener) {
 		/* opening for reading is the use: reads served from the page
 		 * cache never reach the daemon. Content with no version yet
@@ -768,13 +783,17 @@ static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struc
 		settle_locked(fs, n);
 		uint64_t version = n->pversion, gen = n->content_gen;
 		pthread_mutex_unlock(&n->lock);
-		int rc = capture_used(fs->cap, h->opener, n->ino, &version);
+		int rc = capture_used(fs->cap, h->opener, n->ino, !fs->shared, &version);
 		if (rc)
 			log_error("inode %llu: cannot record its use by pid %u: %s", (unsigned long long)n->ino,
 				  c->pid, strerror(-rc));
 		pthread_mutex_lock(&n->lock);
-		if (!rc && n->content_gen == gen)
+		if (!rc && n->content_gen == gen) {
+			/* the version used is the newest */
 			n->pversion = version;
+			n->vlast = version;
+			n->vlast_known = true;
+		}
 		pthread_mutex_unlock(&n->lock);
 	}
 	h->truncated = flags & O_TRUNC;
@@ -966,10 +985,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 			h->capture = true;
 			h->created = true;
 			h->opener = capture_proc(fs->cap, c.pid);
+			h->opener_tid = c.pid;
 			handle_attach(n, h);
 		}
 		pthread_mutex_lock(&n->lock);
 		n->page_version = in.version;
+		/* a new file: no version yet */
+		n->vlast = 0;
+		n->vlast_known = true;
 		pthread_mutex_unlock(&n->lock);
 		fi->keep_cache = 1;
 	}

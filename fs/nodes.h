@@ -46,6 +46,11 @@ struct node {
 	 * known), valid while content_gen, bumped by every change of the
 	 * content through this daemon, stays as it was; guarded by lock */
 	uint64_t pversion, content_gen;
+	/* the number of the file's newest provenance version (0: none), when
+	 * vlast_known: learnt from a version made or used through this
+	 * daemon, or from the file's creation; guarded by lock */
+	uint64_t vlast;
+	bool vlast_known;
 	/* the open files lineage is recorded for, whose writes (or
 	 * truncation) may wait for their version; guarded by lock */
 	struct handle *handles;

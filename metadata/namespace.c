@@ -1201,9 +1201,10 @@ static int do_write(struct store_txn *t, void *arg)
 	if ((rc = OPS(t)->inode_put(t, &in)))
 		return rc;
 	struct cl_rec cl = cl_make(CL_WRITE, a->c, &in);
-	rc = OPS(t)->changelog_append(t, &cl);
-	if (!rc && a->gen)
-		rc = prov_txn_generate(t, &in, a->gen, a->ext, a->n, &a->version);
+	if (a->gen)
+		rc = prov_txn_generate(t, &in, a->gen, a->ext, a->n, &cl, &a->version);
+	if (!rc)
+		rc = OPS(t)->changelog_append(t, &cl);
 	if (!rc && a->out)
 		*a->out = in;
 	return rc;
@@ -1218,7 +1219,7 @@ static int do_generate(struct store_txn *t, void *arg)
 		return rc;
 	if (!S_ISREG(in.mode))
 		return -EINVAL;
-	return prov_txn_generate(t, &in, a->gen, NULL, 0, &a->version);
+	return prov_txn_generate(t, &in, a->gen, NULL, 0, NULL, &a->version);
 }
 
 static int write_common(struct io_args *a)

@@ -4,24 +4,37 @@
  *
  * Keys (integers big-endian, so a prefix lists in order):
  *   p|proc                          the process
- *   c|ino                           the file's newest version number
- *   v|ino|version                   the version: size, mtime, digest, name, writers
- *   u|proc|ino|version              proc used ino@version         -> user, time
- *                                   (also kept under the proc's job, user naming
- *                                   the process of the job that used it)
- *   d|ino|version                   ino@version derived from these: a count, then
- *                                   (src, src_version, user) each; a version with
- *                                   no sources has no record
- *   R|src|src_version|job           the other way: job used src@src_version
- *   g|job|ino|version               job had a part in ino@version (its uses were
- *                                   among the sources); with R, the walk down
+ *   v|ino|version                   the version: size, mtime, digest, name,
+ *                                   writers, and what it derives from: a list
+ *                                   of (job, n), the first n uses of each job
+ *   u|proc|ino|version              proc used ino@version -> proc, time, job, seq
+ *   U|job|seq                       the job's seq-th use: ino, version, user
+ *                                   (the process of the job that used it), time
+ *   R|src|src_version|job|seq       the other way: the job's seq-th use was of
+ *                                   src@src_version -> user, time
+ *   g|job|ino|version               job had a part in ino@version -> n, the
+ *                                   number of its uses the version derives from
+ * A file's newest version is its last v record. Each record is written
+ * once: a close writes one v record and one g record per job however many
+ * files the jobs had used, and a use writes one record of each kind, so
+ * the records grow with what happened, never with its square (a `cp -r`
+ * inside the volume that reads n files and writes n derives each output
+ * from every input read before it, but stores that as n counts, not n^2
+ * edges). A step up the graph is a read of the version and a scan of each
+ * job's uses up to its count; a step down is a scan of the jobs that used
+ * the version and of the versions each had a part in. Neither depends on
+ * the size of the volume.
+ *
+ * Records of the layout earlier versions of metafs wrote are still read:
+ *   c|ino                           the newest version number (no longer
+ *                                   written: the last v record tells)
+ *   d|ino|version                   a version's sources, listed: a count, then
+ *                                   (src, src_version, user) each; a v record
+ *                                   without the list of jobs has them here
  *   d|ino|version|src|src_version   one edge per record, and
- *   r|src|src_version|ino|version   the same edge the other way, as earlier
- *                                   versions of metafs wrote them: still read
- * A step up the graph is one short prefix scan; a step down is a scan of
- * the jobs that used the version, and a read per version each of them had
- * a part in. Neither depends on the size of the volume. A close writes one
- * record for the sources however many there are, and one per job.
+ *   r|src|src_version|ino|version   the same edge the other way
+ *   R|src|src_version|job           a job used src@src_version (no seq)
+ *   g|job|ino|version               (empty) a part in a version listed in d
  */
 #include "metadata.h"
 #include "provenance.h"
@@ -223,7 +236,9 @@ int prov_proc_get(struct store_txn *t, uint64_t id, struct prov_proc *out)
 
 /* ---------------------------------------------------------------- versions */
 
-static int version_put(struct store_txn *t, const struct prov_version *pv)
+/* A v record: the version, then the jobs whose uses it derives from. */
+static int version_put(struct store_txn *t, const struct prov_version *pv, const struct prov_job_uses *jobs,
+		       size_t njobs)
 {
 	struct enc e = { 0 };
 	enc_u64(&e, pv->inode_version);
@@ -240,6 +255,11 @@ static int version_put(struct store_txn *t, const struct prov_version *pv)
 	enc_u32(&e, (uint32_t)pv->ngen);
 	for (size_t i = 0; i < pv->ngen; i++)
 		enc_u64(&e, pv->gen[i]);
+	enc_u32(&e, (uint32_t)njobs);
+	for (size_t i = 0; i < njobs; i++) {
+		enc_u64(&e, jobs[i].job);
+		enc_u64(&e, jobs[i].uses);
+	}
 	if (e.failed) {
 		free(e.p);
 		return -ENOMEM;
@@ -248,15 +268,13 @@ static int version_put(struct store_txn *t, const struct prov_version *pv)
 	uint64_t kv[2] = { pv->ino, pv->version };
 	int rc = OPS(t)->prov_put(t, k, key_n(k, 'v', kv, 2), e.p, e.n);
 	free(e.p);
-	if (rc)
-		return rc;
-	unsigned char cur[8];
-	put_le64(cur, pv->version);
-	return OPS(t)->prov_put(t, k, key_n(k, 'c', &pv->ino, 1), cur, sizeof cur);
+	return rc;
 }
 
+/* Decodes a v record into pv; *rest (when asked) is what follows the
+ * writers: the list of jobs, empty in records of the older layout. */
 static int version_decode(uint64_t ino, uint64_t version, const void *val, size_t len,
-			  struct prov_version *pv)
+			  struct prov_version *pv, struct dec *rest)
 {
 	memset(pv, 0, sizeof *pv);
 	struct dec d = { val, len, false };
@@ -290,35 +308,57 @@ static int version_decode(uint64_t ino, uint64_t version, const void *val, size_
 		if (pv->ngen < MFS_ARRAY_LEN(pv->gen))
 			pv->gen[pv->ngen++] = g;
 	}
+	if (rest)
+		*rest = d;
 	return d.bad ? -EIO : 0;
+}
+
+struct last_arg {
+	uint64_t version;
+	bool found;
+};
+
+static int last_version_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct last_arg *a = arg;
+	if (klen == 17) {
+		a->version = get_be64((const unsigned char *)key + 9);
+		a->found = true;
+	}
+	return 0;
 }
 
 int prov_current(struct store_txn *t, uint64_t ino, uint64_t *version)
 {
 	unsigned char k[PROV_KEY_MAX];
-	void *val;
-	size_t len;
-	int rc = OPS(t)->prov_get(t, k, key_n(k, 'c', &ino, 1), &val, &len, false);
+	size_t kl = key_n(k, 'v', &ino, 1);
+	struct last_arg a = { 0, false };
+	int rc = OPS(t)->prov_last ? OPS(t)->prov_last(t, k, kl, last_version_kv, &a)
+				   : OPS(t)->prov_scan(t, k, kl, last_version_kv, &a);
 	if (rc)
 		return rc;
-	if (len != 8)
-		rc = -EIO;
-	else
-		*version = get_le64(val);
-	free(val);
-	return rc;
+	if (!a.found)
+		return -ENOENT;
+	*version = a.version;
+	return 0;
+}
+
+/* The v record of ino@version, malloc'd in *val. */
+static int version_raw(struct store_txn *t, uint64_t ino, uint64_t version, void **val, size_t *len)
+{
+	unsigned char k[PROV_KEY_MAX];
+	uint64_t kv[2] = { ino, version };
+	return OPS(t)->prov_get(t, k, key_n(k, 'v', kv, 2), val, len, false);
 }
 
 int prov_version_get(struct store_txn *t, uint64_t ino, uint64_t version, struct prov_version *out)
 {
-	unsigned char k[PROV_KEY_MAX];
-	uint64_t kv[2] = { ino, version };
 	void *val;
 	size_t len;
-	int rc = OPS(t)->prov_get(t, k, key_n(k, 'v', kv, 2), &val, &len, false);
+	int rc = version_raw(t, ino, version, &val, &len);
 	if (rc)
 		return rc;
-	rc = version_decode(ino, version, val, len, out);
+	rc = version_decode(ino, version, val, len, out, NULL);
 	free(val);
 	return rc;
 }
@@ -335,7 +375,7 @@ static int versions_kv(void *arg, const void *key, size_t klen, const void *val,
 	if (klen != 17)
 		return 0;
 	struct prov_version pv;
-	if (version_decode(a->ino, get_be64((const unsigned char *)key + 9), val, len, &pv))
+	if (version_decode(a->ino, get_be64((const unsigned char *)key + 9), val, len, &pv, NULL))
 		return -EIO;
 	return a->cb(a->arg, &pv);
 }
@@ -397,6 +437,18 @@ static void sources_unique(struct sources *s)
 	s->n = k;
 }
 
+/* Hands s, made unique, to cb; frees it. */
+static int sources_emit(struct sources *s, int rc, prov_edge_cb cb, void *arg)
+{
+	if (!rc)
+		sources_unique(s);
+	for (size_t i = 0; i < s->n && !rc; i++)
+		rc = cb(arg, s->v[i].u.ino, s->v[i].u.version, s->v[i].u.user);
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+	return rc;
+}
 
 struct edge_arg {
 	size_t skip; /* key bytes before the edge's far end */
@@ -433,10 +485,130 @@ static int edges(struct store_txn *t, char kind, const uint64_t *v, size_t n, pr
 	return OPS(t)->prov_scan(t, k, klen, edge_kv, &a);
 }
 
+struct job_uses_arg {
+	uint64_t upto;
+	struct sources *out;
+};
+
+static int job_uses_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct job_uses_arg *a = arg;
+	if (klen != 17)
+		return 0;
+	if (get_be64((const unsigned char *)key + 9) > a->upto)
+		return 1;
+	if (len < 24)
+		return -EIO;
+	const unsigned char *v = val;
+	return sources_add(a->out, get_le64(v), get_le64(v + 8), get_le64(v + 16));
+}
+
+/* The first upto uses of job, in the order it made them. */
+static int job_uses(struct store_txn *t, uint64_t job, uint64_t upto, struct sources *out)
+{
+	unsigned char k[PROV_KEY_MAX];
+	struct job_uses_arg a = { upto, out };
+	return OPS(t)->prov_scan(t, k, key_n(k, 'U', &job, 1), job_uses_kv, &a);
+}
+
 int prov_sources(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_cb cb, void *arg)
 {
+	void *val = NULL;
+	size_t len = 0;
+	int rc = version_raw(t, ino, version, &val, &len);
+	if (rc && rc != -ENOENT)
+		return rc;
+	struct prov_version pv;
+	struct dec rest = { 0 };
+	if (!rc && (rc = version_decode(ino, version, val, len, &pv, &rest))) {
+		free(val);
+		return rc;
+	}
 	uint64_t v[2] = { ino, version };
-	return edges(t, 'd', v, 2, cb, arg);
+	if (rest.n == 0) {
+		/* no version record, or one of the older layout */
+		free(val);
+		return edges(t, 'd', v, 2, cb, arg);
+	}
+	struct sources s = { 0 };
+	uint32_t njobs = dec_u32(&rest);
+	for (uint32_t i = 0; i < njobs && !rc; i++) {
+		uint64_t job = dec_u64(&rest), uses = dec_u64(&rest);
+		rc = rest.bad ? -EIO : job_uses(t, job, uses, &s);
+	}
+	free(val);
+	return sources_emit(&s, rc, cb, arg);
+}
+
+/* A job's use of a version: its number among the job's uses (0 in records
+ * of the older layout, which have none), and the process that used it. */
+struct job_use {
+	uint64_t job, seq, user;
+};
+
+struct job_use_list {
+	struct job_use *v;
+	size_t n, cap;
+};
+
+static int job_use_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct job_use_list *l = arg;
+	const unsigned char *k = key;
+	if (klen != 25 && klen != 33)
+		return 0;
+	if (mfs_array_reserve(&l->v, &l->cap, l->n, sizeof *l->v))
+		return -ENOMEM;
+	l->v[l->n++] = (struct job_use){ get_be64(k + 17), klen == 33 ? get_be64(k + 25) : 0,
+					 len >= 8 ? get_le64(val) : 0 };
+	return 0;
+}
+
+static int job_use_cmp(const void *a, const void *b)
+{
+	const struct job_use *x = a, *y = b;
+	if (x->job != y->job)
+		return x->job < y->job ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The versions job had a part in that derive from its uses u[0..n) of one
+ * version (sorted by seq): those made when the job had made the use. */
+struct made_arg {
+	const struct job_use *u;
+	size_t n;
+	struct sources *out;
+};
+
+static int made_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct made_arg *a = arg;
+	if (klen != 25 || len < 8)
+		return 0;
+	uint64_t uses = get_le64(val);
+	/* the latest of the job's uses of the version that counts names it */
+	const struct job_use *by = NULL;
+	for (size_t i = 0; i < a->n && a->u[i].seq <= uses; i++)
+		by = &a->u[i];
+	if (!by)
+		return 0;
+	const unsigned char *k = key;
+	return sources_add(a->out, get_be64(k + 9), get_be64(k + 17), by->user);
+}
+
+struct has_arg {
+	uint64_t ino, version, user;
+	bool found;
+};
+
+static int has_cb(void *arg, uint64_t ino, uint64_t version, uint64_t user)
+{
+	struct has_arg *h = arg;
+	if (ino == h->ino && version == h->version) {
+		h->found = true;
+		h->user = user;
+	}
+	return 0;
 }
 
 struct ids_arg {
@@ -455,63 +627,63 @@ static int ids_kv(void *arg, const void *key, size_t klen, const void *val, size
 	return rc;
 }
 
-/* The n numbers after prefix (kind, v[0..nv)) of every such key. */
-static int ids(struct store_txn *t, char kind, const uint64_t *v, size_t nv, size_t n, struct u64_vec *out)
+/* The versions a job of the older layout had a part in that list ino@version
+ * among their sources. */
+static int old_job_derived(struct store_txn *t, uint64_t job, uint64_t ino, uint64_t version, struct sources *out)
 {
+	struct u64_vec made = { 0 };
 	unsigned char k[PROV_KEY_MAX];
-	size_t klen = key_n(k, kind, v, nv);
-	struct ids_arg a = { klen, n, out };
-	return OPS(t)->prov_scan(t, k, klen, ids_kv, &a);
-}
-
-struct has_arg {
-	uint64_t ino, version, user;
-	bool found;
-};
-
-static int has_cb(void *arg, uint64_t ino, uint64_t version, uint64_t user)
-{
-	struct has_arg *h = arg;
-	if (ino == h->ino && version == h->version) {
-		h->found = true;
-		h->user = user;
+	size_t klen = key_n(k, 'g', &job, 1);
+	struct ids_arg a = { klen, 2, &made };
+	int rc = OPS(t)->prov_scan(t, k, klen, ids_kv, &a);
+	for (size_t i = 0; i + 1 < made.n && !rc; i += 2) {
+		struct has_arg h = { ino, version, 0, false };
+		rc = prov_sources(t, made.v[i], made.v[i + 1], has_cb, &h);
+		if (!rc && h.found)
+			rc = sources_add(out, made.v[i], made.v[i + 1], h.user);
 	}
-	return 0;
-}
-
-int prov_derived(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_cb cb, void *arg)
-{
-	/* the jobs that used this version, the versions each had a part in,
-	 * and of those the ones listing it among their sources; and the
-	 * edges earlier versions of metafs wrote one by one */
-	uint64_t v[2] = { ino, version };
-	struct sources out = { 0 };
-	struct u64_vec jobs = { 0 }, made = { 0 };
-	int rc = edges(t, 'r', v, 2, sources_cb, &out);
-	if (!rc)
-		rc = ids(t, 'R', v, 2, 1, &jobs);
-	for (size_t j = 0; j < jobs.n && !rc; j++) {
-		made.n = 0;
-		rc = ids(t, 'g', &jobs.v[j], 1, 2, &made);
-		for (size_t i = 0; i + 1 < made.n && !rc; i += 2) {
-			struct has_arg h = { ino, version, 0, false };
-			rc = prov_sources(t, made.v[i], made.v[i + 1], has_cb, &h);
-			if (!rc && h.found)
-				rc = sources_add(&out, made.v[i], made.v[i + 1], h.user);
-		}
-	}
-	sources_unique(&out);
-	for (size_t i = 0; i < out.n && !rc; i++)
-		rc = cb(arg, out.v[i].u.ino, out.v[i].u.version, out.v[i].u.user);
-	free(out.v);
-	free(jobs.v);
 	free(made.v);
 	return rc;
 }
 
+int prov_derived(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_cb cb, void *arg)
+{
+	/* the jobs that used this version, and of the versions each had a
+	 * part in the ones made after that use; and the edges earlier
+	 * versions of metafs wrote one by one */
+	uint64_t v[2] = { ino, version };
+	struct sources out = { 0 };
+	struct job_use_list l = { 0 };
+	unsigned char k[PROV_KEY_MAX];
+	int rc = edges(t, 'r', v, 2, sources_cb, &out);
+	if (!rc)
+		rc = OPS(t)->prov_scan(t, k, key_n(k, 'R', v, 2), job_use_kv, &l);
+	if (!rc && l.n > 1)
+		qsort(l.v, l.n, sizeof *l.v, job_use_cmp);
+	for (size_t i = 0; i < l.n && !rc;) {
+		size_t j = i;
+		while (j < l.n && l.v[j].job == l.v[i].job)
+			j++;
+		if (l.v[i].seq == 0) {
+			rc = old_job_derived(t, l.v[i].job, ino, version, &out);
+		} else {
+			struct made_arg a = { l.v + i, j - i, &out };
+			rc = OPS(t)->prov_scan(t, k, key_n(k, 'g', &l.v[i].job, 1), made_kv, &a);
+		}
+		i = j;
+	}
+	free(l.v);
+	return sources_emit(&out, rc, cb, arg);
+}
+
 int prov_used_by(struct store_txn *t, uint64_t proc, prov_edge_cb cb, void *arg)
 {
-	return edges(t, 'u', &proc, 1, cb, arg);
+	/* its own uses, and those of the job it leads */
+	struct sources s = { 0 };
+	int rc = edges(t, 'u', &proc, 1, sources_cb, &s);
+	if (!rc)
+		rc = job_uses(t, proc, UINT64_MAX, &s);
+	return sources_emit(&s, rc, cb, arg);
 }
 
 /* ---------------------------------------------------------------- in a transaction */
@@ -552,28 +724,23 @@ static bool digest_extents(const struct ns_extent *ext, size_t n, uint64_t size,
 	return ok;
 }
 
-/* A new version record for in's content as it stands in t. name (parent
- * its directory): the file's name now, looked up when NULL. ext: the bytes
- * just written, read back when they are not the whole file. */
+/* A new version record for in's content as it stands in t; the caller
+ * holds in's lock, so two versions of one file cannot take one number.
+ * name (parent its directory): the file's name now, looked up when NULL.
+ * cur: the file's newest version number, looked up when NULL. ext: the
+ * bytes just written, read back when they are not the whole file. */
 static int new_version(struct store_txn *t, const struct inode_rec *in, uint64_t parent, const char *name,
-		       const struct ns_extent *ext, size_t n, struct prov_version *pv)
+		       const uint64_t *cur, const struct ns_extent *ext, size_t n, struct prov_version *pv)
 {
-	uint64_t cur = 0;
-	unsigned char k[PROV_KEY_MAX];
-	void *val;
-	size_t len;
-	/* locked, so that two closes of one file take distinct numbers */
-	int rc = OPS(t)->prov_get(t, k, key_n(k, 'c', &in->ino, 1), &val, &len, true);
-	if (rc == 0) {
-		if (len == 8)
-			cur = get_le64(val);
-		free(val);
-	} else if (rc != -ENOENT) {
+	uint64_t newest = 0;
+	int rc;
+	if (cur)
+		newest = *cur;
+	else if ((rc = prov_current(t, in->ino, &newest)) && rc != -ENOENT)
 		return rc;
-	}
 	memset(pv, 0, sizeof *pv);
 	pv->ino = in->ino;
-	pv->version = cur + 1;
+	pv->version = newest + 1;
 	pv->inode_version = in->version;
 	pv->size = in->size;
 	pv->mtime = in->mtime;
@@ -641,72 +808,53 @@ static int append_file_rec(struct store_txn *t, uint32_t op, int64_t time_ns, co
 	return OPS(t)->changelog_append(t, &cl);
 }
 
-/* The sources of version `version` of ino, in one record (d|ino|version),
- * and for the walk down a note that each job in `jobs` had a part in it
- * (g|job|ino|version; the jobs' used records were noted R|src|version|job). */
-static int edges_put(struct store_txn *t, uint64_t ino, uint64_t version, struct sources *s,
-		     const struct u64_vec *jobs)
-{
-	sources_unique(s);
-	if (!s->n)
-		return 0;
-	struct enc e = { 0 };
-	enc_u32(&e, (uint32_t)s->n);
-	for (size_t i = 0; i < s->n; i++) {
-		enc_u64(&e, s->v[i].u.ino);
-		enc_u64(&e, s->v[i].u.version);
-		enc_u64(&e, s->v[i].u.user);
-	}
-	unsigned char k[PROV_KEY_MAX];
-	uint64_t d[2] = { ino, version };
-	int rc = e.failed ? -ENOMEM : OPS(t)->prov_put(t, k, key_n(k, 'd', d, 2), e.p, e.n);
-	free(e.p);
-	for (size_t i = 0; i < jobs->n && !rc; i++) {
-		uint64_t g[3] = { jobs->v[i], ino, version };
-		rc = OPS(t)->prov_put(t, k, key_n(k, 'g', g, 3), "", 0);
-	}
-	return rc;
-}
+#define GEN_JOBS 32 /* writers and feeders: at most 8 + 16 */
 
 int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const struct prov_gen *g,
-		      const struct ns_extent *ext, size_t n, uint64_t *version)
+		      const struct ns_extent *ext, size_t n, struct cl_rec *wrec, uint64_t *version)
 {
 	struct prov_version pv;
-	int rc = new_version(t, in, g->parent, g->name, ext, n, &pv);
+	int rc = new_version(t, in, g->parent, g->name, g->current_known ? &g->current : NULL, ext, n, &pv);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < g->n && pv.ngen < MFS_ARRAY_LEN(pv.gen); i++)
 		pv.gen[pv.ngen++] = g->procs[i]->id;
-	if ((rc = version_put(t, &pv)))
-		return rc;
-	/* what the writers' jobs, and the jobs feeding them through pipes,
-	 * had used before this version was closed: from the caller, or from
-	 * the used records committed before this transaction */
-	struct sources src = { 0 };
-	struct u64_vec jobs = { 0 };
-	for (size_t i = 0; i < g->nsources && g->known && !rc; i++)
-		rc = sources_add(&src, g->sources[i].ino, g->sources[i].version, g->sources[i].user);
-	for (size_t i = 0; i < g->n + g->nfeeders && !rc; i++) {
-		const struct prov_proc *p = i < g->n ? g->procs[i] : g->feeders[i - g->n];
-		uint64_t job = p->job ? p->job : p->id;
-		bool dup = false;
-		for (size_t k = 0; k < jobs.n && !dup; k++)
-			dup = jobs.v[k] == job;
-		if (dup)
+	/* each job once, with the most uses it was listed with */
+	struct prov_job_uses jobs[GEN_JOBS] = { { 0, 0 } };
+	size_t njobs = 0;
+	for (size_t i = 0; i < g->njobs; i++) {
+		if (!g->jobs[i].uses)
 			continue;
-		rc = u64_vec_push(&jobs, job);
-		if (!rc && !g->known)
-			rc = prov_used_by(t, job, sources_cb, &src);
+		size_t k = 0;
+		while (k < njobs && jobs[k].job != g->jobs[i].job)
+			k++;
+		if (k < njobs) {
+			if (g->jobs[i].uses > jobs[k].uses)
+				jobs[k].uses = g->jobs[i].uses;
+		} else if (njobs < GEN_JOBS) {
+			jobs[njobs++] = g->jobs[i];
+		}
 	}
-	if (!rc)
-		rc = edges_put(t, in->ino, pv.version, &src, &jobs);
-	free(src.v);
-	free(jobs.v);
+	if ((rc = version_put(t, &pv, jobs, njobs)))
+		return rc;
+	/* for the walk down: each job had a part in it, with so many uses */
+	unsigned char k[PROV_KEY_MAX], val[8];
+	for (size_t i = 0; i < njobs && !rc; i++) {
+		uint64_t gk[3] = { jobs[i].job, in->ino, pv.version };
+		put_le64(val, jobs[i].uses);
+		rc = OPS(t)->prov_put(t, k, key_n(k, 'g', gk, 3), val, sizeof val);
+	}
 	for (size_t i = 0; i < g->n && !rc; i++) {
 		const struct prov_proc *p = g->procs[i];
 		if (g->record && g->record[i] && (rc = proc_put(t, p)))
 			break;
-		rc = append_file_rec(t, CL_GENERATED, pv.time_ns, in, p, pv.version);
+		if (i == 0 && wrec) {
+			/* the write record that closes the version tells it */
+			wrec->proc = p->id;
+			wrec->fversion = pv.version;
+		} else {
+			rc = append_file_rec(t, CL_GENERATED, pv.time_ns, in, p, pv.version);
+		}
 	}
 	if (!rc && version)
 		*version = pv.version;
@@ -716,42 +864,49 @@ int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const str
 struct used_args {
 	const struct prov_proc *p, *job;
 	const bool *record;
-	uint64_t ino, version;
+	uint64_t ino, seq;
+	uint64_t known; /* the version the caller knows the content is, 0: none */
+	uint64_t version;
 };
 
 static int do_used(struct store_txn *t, void *arg)
 {
 	struct used_args *a = arg;
 	struct inode_rec in;
-	int rc = OPS(t)->inode_get(t, a->ino, &in, false);
+	/* locked when a version may have to be made (see new_version) */
+	int rc = OPS(t)->inode_get(t, a->ino, &in, a->known == 0);
 	if (rc)
 		return rc;
 	if (!S_ISREG(in.mode))
 		return -EINVAL;
-	/* the newest version, unless the content changed since without one
-	 * (written while capture was off): that change is a version too */
-	struct prov_version pv;
-	uint64_t cur;
-	rc = prov_current(t, a->ino, &cur);
-	if (rc == 0)
-		rc = prov_version_get(t, a->ino, cur, &pv);
-	if (rc && rc != -ENOENT)
-		return rc;
-	if (rc == -ENOENT || pv.size != in.size || pv.mtime.tv_sec != in.mtime.tv_sec ||
-	    pv.mtime.tv_nsec != in.mtime.tv_nsec) {
-		if ((rc = new_version(t, &in, 0, NULL, NULL, 0, &pv)) || (rc = version_put(t, &pv)))
+	uint64_t version = a->known;
+	if (!version) {
+		/* the newest version, unless the content changed since without
+		 * one (written while capture was off): that change is a
+		 * version too */
+		struct prov_version pv;
+		uint64_t cur = 0;
+		rc = prov_current(t, a->ino, &cur);
+		if (rc == 0)
+			rc = prov_version_get(t, a->ino, cur, &pv);
+		if (rc && rc != -ENOENT)
 			return rc;
+		if (rc == -ENOENT || pv.size != in.size || pv.mtime.tv_sec != in.mtime.tv_sec ||
+		    pv.mtime.tv_nsec != in.mtime.tv_nsec) {
+			if ((rc = new_version(t, &in, 0, NULL, &cur, NULL, 0, &pv)) ||
+			    (rc = version_put(t, &pv, NULL, 0)))
+				return rc;
+		}
+		version = pv.version;
 	}
-	a->version = pv.version;
+	a->version = version;
 	if (a->record[0] && (rc = proc_put(t, a->p)))
 		return rc;
 	if (a->job != a->p && a->record[1] && (rc = proc_put(t, a->job)))
 		return rc;
-	unsigned char k[PROV_KEY_MAX], v[16];
+	unsigned char k[PROV_KEY_MAX], v[32];
 	int64_t now = mfs_now_ns();
-	put_le64(v, a->p->id);
-	put_le64(v + 8, (uint64_t)now);
-	uint64_t u[3] = { a->p->id, a->ino, pv.version };
+	uint64_t u[3] = { a->p->id, a->ino, version };
 	/* once per process and version, however often it opens the file */
 	void *had;
 	size_t hlen;
@@ -762,24 +917,33 @@ static int do_used(struct store_txn *t, void *arg)
 	}
 	if (rc != -ENOENT)
 		return rc;
+	put_le64(v, a->p->id);
+	put_le64(v + 8, (uint64_t)now);
+	put_le64(v + 16, a->job->id);
+	put_le64(v + 24, a->seq);
 	if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', u, 3), v, sizeof v)))
 		return rc;
-	if (a->job != a->p) {
-		u[0] = a->job->id;
-		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', u, 3), v, sizeof v)))
+	if (a->seq) {
+		/* the job's seq-th use, and the other way, for the walk down */
+		uint64_t uk[2] = { a->job->id, a->seq };
+		unsigned char uv[32];
+		put_le64(uv, a->ino);
+		put_le64(uv + 8, version);
+		put_le64(uv + 16, a->p->id);
+		put_le64(uv + 24, (uint64_t)now);
+		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'U', uk, 2), uv, sizeof uv)))
+			return rc;
+		uint64_t r[4] = { a->ino, version, a->job->id, a->seq };
+		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'R', r, 4), v, 16)))
 			return rc;
 	}
-	/* the other way, for the walk down: the job used it */
-	uint64_t r[3] = { a->ino, pv.version, a->job->id };
-	if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'R', r, 3), v, sizeof v)))
-		return rc;
-	return append_file_rec(t, CL_USED, now, &in, a->p, pv.version);
+	return append_file_rec(t, CL_USED, now, &in, a->p, version);
 }
 
 int ns_prov_used(struct mfs_volume *v, const struct prov_proc *p, const struct prov_proc *job,
-		 const bool record[2], uint64_t ino, uint64_t *version)
+		 const bool record[2], uint64_t ino, uint64_t seq, uint64_t *version)
 {
-	struct used_args a = { p, job ? job : p, record, ino, 0 };
+	struct used_args a = { p, job ? job : p, record, ino, seq, version ? *version : 0, 0 };
 	int rc = ns_txn_run(v, do_used, &a);
 	if (!rc && version)
 		*version = a.version;

@@ -103,6 +103,7 @@ enum {
 	S_PROV_GET,
 	S_PROV_GET_LOCK,
 	S_PROV_SCAN,
+	S_PROV_LAST,
 	S_LOG_READ,
 	S_LOG_BOUNDS,
 	S_LOCK_GET,
@@ -199,6 +200,7 @@ static const char *const sql[S_COUNT] = {
 	[S_PROV_GET] = "SELECT v FROM prov WHERE k = ?",
 	[S_PROV_GET_LOCK] = "SELECT v FROM prov WHERE k = ? FOR UPDATE",
 	[S_PROV_SCAN] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k LIMIT ?",
+	[S_PROV_LAST] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT ?",
 	[S_LOG_READ] = "SELECT seq, rec FROM changelog WHERE seq >= ? ORDER BY seq LIMIT ?",
 	[S_LOG_BOUNDS] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changelog",
 	[S_LOCK_GET] = "SELECT name FROM locks WHERE name = ? FOR UPDATE",
@@ -1931,8 +1933,16 @@ static int prov_scan_row(const struct user_cb *u, struct page *pg, const struct 
 	return u->fn.prov(u->arg, r->b[0], r->len[0], r->b[1], r->len[1]);
 }
 
-static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
-			int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
+/* The first row of a scan, which then stops: the last record of a
+ * descending one. */
+static int prov_last_row(const struct user_cb *u, struct page *pg, const struct row *r)
+{
+	int rc = u->fn.prov(u->arg, r->b[0], r->len[0], r->b[1], r->len[1]);
+	return rc ? rc : 1;
+}
+
+static int prov_range(struct store_txn *tt, const void *prefix, size_t plen, bool last,
+		      int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
 {
 	if (plen > PROV_KEY_MAX)
 		return -EINVAL;
@@ -1951,10 +1961,23 @@ static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
 	} else {
 		hi[hil - 1]++;
 	}
-	struct page pg = { .layout = "khl", .lim = SCAN_BATCH, .klen = plen, .hi = hi, .hilen = hil };
+	struct page pg = { .layout = "khl", .lim = last ? 1 : SCAN_BATCH, .klen = plen, .hi = hi, .hilen = hil };
 	memcpy(pg.key, prefix, plen);
 	struct user_cb u = { .fn.prov = cb, .arg = arg };
-	return paged(MS(tt->store), tt, S_PROV_SCAN, &pg, prov_scan_row, &u);
+	return paged(MS(tt->store), tt, last ? S_PROV_LAST : S_PROV_SCAN, &pg, last ? prov_last_row : prov_scan_row,
+		     &u);
+}
+
+static int my_prov_scan(struct store_txn *tt, const void *prefix, size_t plen,
+			int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
+{
+	return prov_range(tt, prefix, plen, false, cb, arg);
+}
+
+static int my_prov_last(struct store_txn *tt, const void *prefix, size_t plen,
+			int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len), void *arg)
+{
+	return prov_range(tt, prefix, plen, true, cb, arg);
 }
 
 /* ---------------------------------------------------------------- changelog */
@@ -2382,6 +2405,7 @@ static const struct store_ops mysql_ops = {
 	.prov_get = my_prov_get,
 	.prov_put = my_prov_put,
 	.prov_scan = my_prov_scan,
+	.prov_last = my_prov_last,
 	.prov_del = my_prov_del,
 	.lock_list = my_lock_list,
 	.lock_put = my_lock_put,

@@ -291,28 +291,19 @@ static int kv_del(struct store_txn *t, int cf, const unsigned char *k, size_t kl
 
 typedef int (*scan_cb)(void *arg, const unsigned char *k, size_t klen, const unsigned char *v, size_t vlen);
 
-/* Visits keys in [lo, hi) in order. t may be NULL for a store-level scan. */
-static int kv_scan(struct rocks_store *s, struct store_txn *t, int cf, const unsigned char *lo,
-		   size_t lolen, const unsigned char *hi, size_t hilen, scan_cb cb, void *arg)
+/* An iterator over cf: t's view with its own writes, or the store's. */
+static rocksdb_iterator_t *kv_iter(struct rocks_store *s, struct store_txn *t, int cf, rocksdb_readoptions_t *ro)
 {
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
-	rocksdb_iterator_t *it;
 	if (t && RT(t)->txn)
-		it = rocksdb_transaction_create_iterator_cf(RT(t)->txn, ro, s->cf[cf]);
-	else if (s->tdb)
-		it = rocksdb_transactiondb_create_iterator_cf(s->tdb, ro, s->cf[cf]);
-	else
-		it = rocksdb_create_iterator_cf(s->sdb, ro, s->cf[cf]);
-	int rc = 0;
-	for (rocksdb_iter_seek(it, (const char *)lo, lolen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-		size_t klen, vlen;
-		const char *k = rocksdb_iter_key(it, &klen);
-		const char *v = rocksdb_iter_value(it, &vlen);
-		rc = cb(arg, (const unsigned char *)k, klen, (const unsigned char *)v, vlen);
-		if (rc)
-			break;
-	}
+		return rocksdb_transaction_create_iterator_cf(RT(t)->txn, ro, s->cf[cf]);
+	if (s->tdb)
+		return rocksdb_transactiondb_create_iterator_cf(s->tdb, ro, s->cf[cf]);
+	return rocksdb_create_iterator_cf(s->sdb, ro, s->cf[cf]);
+}
+
+/* Frees an iterator and its options; rc, or the iterator's error. */
+static int kv_iter_end(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro, int rc)
+{
 	char *err = NULL;
 	rocksdb_iter_get_error(it, &err);
 	if (err && rc >= 0)
@@ -322,6 +313,54 @@ static int kv_scan(struct rocks_store *s, struct store_txn *t, int cf, const uns
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
 	return rc < 0 ? rc : 0;
+}
+
+/* Visits keys in [lo, hi) in order. t may be NULL for a store-level scan. */
+static int kv_scan(struct rocks_store *s, struct store_txn *t, int cf, const unsigned char *lo,
+		   size_t lolen, const unsigned char *hi, size_t hilen, scan_cb cb, void *arg)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
+	rocksdb_iterator_t *it = kv_iter(s, t, cf, ro);
+	int rc = 0;
+	for (rocksdb_iter_seek(it, (const char *)lo, lolen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+		rc = cb(arg, (const unsigned char *)k, klen, (const unsigned char *)v, vlen);
+		if (rc)
+			break;
+	}
+	return kv_iter_end(it, ro, rc);
+}
+
+static int keycmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : alen < blen ? -1 : alen > blen;
+}
+
+/* The last key in [lo, hi), if any. t may be NULL for a store-level read. */
+static int kv_last(struct rocks_store *s, struct store_txn *t, int cf, const unsigned char *lo, size_t lolen,
+		   const unsigned char *hi, size_t hilen, scan_cb cb, void *arg)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it = kv_iter(s, t, cf, ro);
+	int rc = 0;
+	/* the last key at or before hi, and before it if it is hi */
+	rocksdb_iter_seek_for_prev(it, (const char *)hi, hilen);
+	size_t klen = 0;
+	const char *k = rocksdb_iter_valid(it) ? rocksdb_iter_key(it, &klen) : NULL;
+	if (k && klen == hilen && !memcmp(k, hi, hilen)) {
+		rocksdb_iter_prev(it);
+		k = rocksdb_iter_valid(it) ? rocksdb_iter_key(it, &klen) : NULL;
+	}
+	if (k && keycmp((const unsigned char *)k, klen, lo, lolen) >= 0) {
+		size_t vlen;
+		const char *v = rocksdb_iter_value(it, &vlen);
+		rc = cb(arg, (const unsigned char *)k, klen, (const unsigned char *)v, vlen);
+	}
+	return kv_iter_end(it, ro, rc);
 }
 
 /* ---------------------------------------------------------------- transactions */
@@ -1001,24 +1040,43 @@ static int prov_scan_kv(void *arg, const unsigned char *k, size_t klen, const un
 	return a->cb(a->arg, k + 1, klen - 1, v, vlen);
 }
 
+/* The keys under a provenance prefix: [lo, hi), hi the prefix with its
+ * last byte below 0xff raised. */
+static int prov_range(const void *prefix, size_t plen, unsigned char *lo, size_t *n, unsigned char *hi, size_t *hn)
+{
+	if (plen > PROV_KEY_MAX)
+		return -EINVAL;
+	*n = prov_key(lo, prefix, plen);
+	memcpy(hi, lo, *n);
+	*hn = *n;
+	while (*hn > 0 && hi[*hn - 1] == 0xff)
+		(*hn)--;
+	if (*hn == 0)
+		return -EINVAL;
+	hi[*hn - 1]++;
+	return 0;
+}
+
 static int r_prov_scan(struct store_txn *t, const void *prefix, size_t plen,
 		       int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len),
 		       void *arg)
 {
-	if (plen > PROV_KEY_MAX)
-		return -EINVAL;
 	unsigned char lo[PROV_KEY_MAX + 2], hi[PROV_KEY_MAX + 2];
-	size_t n = prov_key(lo, prefix, plen);
-	/* the upper bound: the prefix with its last byte below 0xff raised */
-	memcpy(hi, lo, n);
-	size_t hn = n;
-	while (hn > 0 && hi[hn - 1] == 0xff)
-		hn--;
-	if (hn == 0)
-		return -EINVAL;
-	hi[hn - 1]++;
+	size_t n, hn;
+	int rc = prov_range(prefix, plen, lo, &n, hi, &hn);
 	struct prov_scan_arg a = { cb, arg };
-	return kv_scan(RS(t->store), t, CF_META, lo, n, hi, hn, prov_scan_kv, &a);
+	return rc ? rc : kv_scan(RS(t->store), t, CF_META, lo, n, hi, hn, prov_scan_kv, &a);
+}
+
+static int r_prov_last(struct store_txn *t, const void *prefix, size_t plen,
+		       int (*cb)(void *arg, const void *key, size_t klen, const void *val, size_t len),
+		       void *arg)
+{
+	unsigned char lo[PROV_KEY_MAX + 2], hi[PROV_KEY_MAX + 2];
+	size_t n, hn;
+	int rc = prov_range(prefix, plen, lo, &n, hi, &hn);
+	struct prov_scan_arg a = { cb, arg };
+	return rc ? rc : kv_last(RS(t->store), t, CF_META, lo, n, hi, hn, prov_scan_kv, &a);
 }
 
 static int r_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
@@ -1405,6 +1463,7 @@ static const struct store_ops rocks_ops = {
 	.prov_get = r_prov_get,
 	.prov_put = r_prov_put,
 	.prov_scan = r_prov_scan,
+	.prov_last = r_prov_last,
 	.prov_del = r_prov_del,
 	.changelog_append = r_changelog_append,
 	.changelog_read = r_changelog_read,

@@ -105,6 +105,11 @@ static json_t *rec_json(const struct cl_rec *r)
 	}
 	case CL_WRITE:
 		json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+		if (r->fversion) {
+			/* the close that made a version: by this process */
+			json_object_set_new(o, "proc", json_integer((json_int_t)r->proc));
+			json_object_set_new(o, "file_version", json_integer((json_int_t)r->fversion));
+		}
 		break;
 	case CL_SETXATTR:
 		set_bytes(o, "xattr", r->xname, r->xname_len);

@@ -161,6 +161,40 @@ static int read_versions(struct mfs_volume *v, uint64_t ino, struct vlist *l)
 	return rc;
 }
 
+/* The uses each job recorded, numbered as the capture numbers them. */
+static struct {
+	uint64_t job, seq;
+} seqs[64];
+static int nseqs;
+
+static uint64_t *seq_of(uint64_t job)
+{
+	for (int i = 0; i < nseqs; i++)
+		if (seqs[i].job == job)
+			return &seqs[i].seq;
+	if (nseqs == 64) {
+		fprintf(stderr, "too many jobs\n");
+		exit(1);
+	}
+	seqs[nseqs].job = job;
+	seqs[nseqs].seq = 0;
+	return &seqs[nseqs++].seq;
+}
+
+/* p, of job `job`, uses ino's current version (looked up in the store) */
+static int use(struct mfs_volume *v, const struct prov_proc *p, const struct prov_proc *job, const bool rec[2],
+	       uint64_t ino, uint64_t *ver)
+{
+	*ver = 0;
+	return ns_prov_used(v, p, job, rec, ino, ++*seq_of(job->id), ver);
+}
+
+/* job's part in a version closed now: its uses so far */
+static struct prov_job_uses uses_of(const struct prov_proc *job)
+{
+	return (struct prov_job_uses){ job->id, *seq_of(job->id) };
+}
+
 /* ---------------------------------------------------------------- cases */
 
 static const bool REC_BOTH[2] = { true, true };
@@ -186,7 +220,7 @@ static void test_used(struct mfs_volume *v, struct world *w)
 
 	w->P = mkproc(v, 101, "/usr/bin/cat", "cat\0a\0", 6, 0);
 	uint64_t ver = 0;
-	CHECK_RC(ns_prov_used(v, &w->P, &w->P, REC_SELF, w->fa, &ver), 0, "P uses a");
+	CHECK_RC(use(v, &w->P, &w->P, REC_SELF, w->fa, &ver), 0, "P uses a");
 	CHECK(ver == 1, "the first use of a file with no version observes version 1 (%llu)",
 	      (unsigned long long)ver);
 	CHECK_RC(read_current(v, w->fa, &cur), 0, "a has a current version");
@@ -203,7 +237,7 @@ static void test_used(struct mfs_volume *v, struct world *w)
 	CHECK(pv.parent == ROOT && !strcmp(pv.name, "a"), "an observed version has the file's name ('%s')", pv.name);
 
 	uint64_t ver2 = 0;
-	CHECK_RC(ns_prov_used(v, &w->P, &w->P, REC_SELF, w->fa, &ver2), 0, "P uses a again");
+	CHECK_RC(use(v, &w->P, &w->P, REC_SELF, w->fa, &ver2), 0, "P uses a again");
 	CHECK(ver2 == 1, "a second use names the same version (%llu)", (unsigned long long)ver2);
 	CHECK_RC(read_current(v, w->fa, &cur), 0, "current version after the second use");
 	CHECK(cur == 1, "the second use made no version (%llu)", (unsigned long long)cur);
@@ -223,8 +257,8 @@ static void test_used(struct mfs_volume *v, struct world *w)
 	prov_proc_free(&got);
 
 	uint64_t d = mkdir_(v, ROOT, "notafile");
-	CHECK_RC(ns_prov_used(v, &w->P, &w->P, REC_SELF, d, &ver), -EINVAL, "a use of a directory");
-	CHECK_RC(ns_prov_used(v, &w->P, &w->P, REC_SELF, 987654321, &ver), -ENOENT, "a use of a missing inode");
+	CHECK_RC(use(v, &w->P, &w->P, REC_SELF, d, &ver), -EINVAL, "a use of a directory");
+	CHECK_RC(use(v, &w->P, &w->P, REC_SELF, 987654321, &ver), -ENOENT, "a use of a missing inode");
 }
 
 /* 2. a generated version whose sources are read back from the store */
@@ -234,7 +268,8 @@ static void test_generated(struct mfs_volume *v, struct world *w)
 	static const char bdata[] = "bravo: derived from a, forty-odd bytes";
 	const struct prov_proc *procs[] = { &w->P };
 	const bool record[] = { true };
-	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .known = false };
+	const struct prov_job_uses jobs[] = { uses_of(&w->P) };
+	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .jobs = jobs, .njobs = 1 };
 	uint64_t ver = 0;
 	CHECK_RC(put_gen(v, w->fb, 0, bdata, sizeof bdata - 1, &g, &ver), 0, "P writes b and closes it");
 	CHECK(ver == 1, "b's first version is 1 (%llu)", (unsigned long long)ver);
@@ -261,11 +296,11 @@ static void test_generated(struct mfs_volume *v, struct world *w)
 
 	/* a use of a file whose newest version is up to date makes none */
 	struct prov_proc R = mkproc(v, 150, "/usr/bin/wc", "wc\0b\0", 5, 0);
-	CHECK_RC(ns_prov_used(v, &R, &R, REC_SELF, w->fb, &ver), 0, "another process uses b");
+	CHECK_RC(use(v, &R, &R, REC_SELF, w->fb, &ver), 0, "another process uses b");
 	CHECK(ver == 1, "a use after a generated version names it (%llu)", (unsigned long long)ver);
 }
 
-/* 3. a generation whose sources the caller knew */
+/* 3. a version two jobs had a part in */
 static void test_known(struct mfs_volume *v, struct world *w)
 {
 	w->fc = mkfile(v, ROOT, "c");
@@ -273,9 +308,9 @@ static void test_known(struct mfs_volume *v, struct world *w)
 	w->Q = mkproc(v, 102, "/usr/bin/paste", "paste\0a\0c\0", 10, 0);
 	uint64_t ver = 0;
 	/* the uses the caller's list stands for, recorded as the capture does */
-	CHECK_RC(ns_prov_used(v, &w->Q, &w->Q, REC_SELF, w->fc, &ver), 0, "Q uses c");
+	CHECK_RC(use(v, &w->Q, &w->Q, REC_SELF, w->fc, &ver), 0, "Q uses c");
 	CHECK(ver == 1, "c@1 observed (%llu)", (unsigned long long)ver);
-	CHECK_RC(ns_prov_used(v, &w->Q, &w->Q, REC_SELF, w->fa, &ver), 0, "Q uses a");
+	CHECK_RC(use(v, &w->Q, &w->Q, REC_SELF, w->fa, &ver), 0, "Q uses a");
 	CHECK(ver == 1, "a is still at version 1 (%llu)", (unsigned long long)ver);
 	struct edges e;
 	CHECK_RC(read_edges(v, USED_BY, w->Q.id, 0, &e), 0, "prov_used_by Q");
@@ -286,9 +321,10 @@ static void test_known(struct mfs_volume *v, struct world *w)
 	uint64_t fg = mkfile(v, ROOT, "g");
 	const struct prov_proc *procs[] = { &w->Q };
 	const bool record[] = { false };
-	const struct prov_use src[] = { { w->fa, 1, w->P.id }, { w->fc, 1, w->Q.id }, { w->fa, 1, w->Q.id } };
-	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .known = true, .sources = src, .nsources = 3 };
-	CHECK_RC(put_gen(v, fg, 0, "golf", 4, &g, &ver), 0, "Q writes g with known sources");
+	/* P's job (which used a) and Q's (which used c, then a) */
+	const struct prov_job_uses jobs[] = { uses_of(&w->P), uses_of(&w->Q) };
+	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .jobs = jobs, .njobs = 2 };
+	CHECK_RC(put_gen(v, fg, 0, "golf", 4, &g, &ver), 0, "Q writes g, P's job and Q's having a part in it");
 	CHECK(ver == 1, "g@1 (%llu)", (unsigned long long)ver);
 	CHECK_RC(read_edges(v, SOURCES, fg, 1, &e), 0, "prov_sources g@1");
 	CHECK(e.n == 2, "a version used twice is listed once (%d edges)", e.n);
@@ -299,7 +335,15 @@ static void test_known(struct mfs_volume *v, struct world *w)
 	CHECK(e.n == 1 && edge_is(&e, 0, fg, 1, w->Q.id), "g@1 derives from c@1: Q used c and wrote g (%d edges)", e.n);
 	CHECK_RC(read_edges(v, DERIVED, w->fa, 1, &e), 0, "prov_derived a@1");
 	CHECK(e.n == 2 && edge_is(&e, 0, w->fb, 1, w->P.id) && edge_is(&e, 1, fg, 1, w->Q.id),
-	      "a@1 is the source of b@1 (through P) and g@1 (through Q), in order (%d edges)", e.n);
+	      "a@1 is the source of b@1 (through P) and g@1, once (%d edges)", e.n);
+	/* the same job listed twice: its larger count stands */
+	uint64_t fg2 = mkfile(v, ROOT, "g2");
+	const struct prov_job_uses twice[] = { { w->Q.id, 1 }, { w->Q.id, 2 }, { w->P.id, 0 } };
+	struct prov_gen g2 = { .procs = procs, .record = record, .n = 1, .jobs = twice, .njobs = 3 };
+	CHECK_RC(put_gen(v, fg2, 0, "golf2", 5, &g2, &ver), 0, "a job listed twice, and a job with no uses");
+	CHECK_RC(read_edges(v, SOURCES, fg2, 1, &e), 0, "prov_sources g2@1");
+	CHECK(e.n == 2 && edge_is(&e, 0, w->fa, 1, w->Q.id) && edge_is(&e, 1, w->fc, 1, w->Q.id),
+	      "g2@1 derives from both of Q's uses (%d edges)", e.n);
 
 	struct prov_proc got;
 	CHECK_RC(read_proc(v, w->Q.id, &got), 0, "Q's record from its first use");
@@ -314,14 +358,15 @@ static void test_feeder(struct mfs_volume *v, struct world *w)
 	struct prov_proc F = mkproc(v, 201, "/usr/bin/cat", "cat\0d\0", 6, 0);
 	struct prov_proc W = mkproc(v, 202, "/usr/bin/sort", "sort\0", 5, 0);
 	uint64_t vd = 0, ve = 0;
-	CHECK_RC(ns_prov_used(v, &F, &F, REC_SELF, fd, &vd), 0, "F uses d");
+	CHECK_RC(use(v, &F, &F, REC_SELF, fd, &vd), 0, "F uses d");
 	CHECK(vd == 1, "d@1 (%llu)", (unsigned long long)vd);
 
 	uint64_t fe = mkfile(v, ROOT, "e");
 	const struct prov_proc *procs[] = { &W };
-	const struct prov_proc *feeders[] = { &F };
 	const bool record[] = { false };
-	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .feeders = feeders, .nfeeders = 1 };
+	/* W's job used nothing; F's job feeds it */
+	const struct prov_job_uses jobs[] = { uses_of(&W), uses_of(&F) };
+	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .jobs = jobs, .njobs = 2 };
 	CHECK_RC(put_gen(v, fe, 0, "echo", 4, &g, &ve), 0, "W, fed by F, writes e");
 	CHECK(ve == 1, "e@1 (%llu)", (unsigned long long)ve);
 	struct edges e;
@@ -340,7 +385,7 @@ static void test_feeder(struct mfs_volume *v, struct world *w)
 	CHECK_RC(put(v, fd2, 0, "delta two", 9), 0, "write d2");
 	struct prov_proc K = mkproc(v, 203, "/usr/bin/head", "head\0d2\0", 8, F.id);
 	uint64_t vd2 = 0;
-	CHECK_RC(ns_prov_used(v, &K, &F, REC_BOTH, fd2, &vd2), 0, "K, of F's job, uses d2");
+	CHECK_RC(use(v, &K, &F, REC_BOTH, fd2, &vd2), 0, "K, of F's job, uses d2");
 	CHECK(vd2 == 1, "d2@1 (%llu)", (unsigned long long)vd2);
 	CHECK_RC(read_edges(v, USED_BY, K.id, 0, &e), 0, "prov_used_by K");
 	CHECK(e.n == 1 && edge_is(&e, 0, fd2, 1, K.id), "K used d2@1 (%d)", e.n);
@@ -354,7 +399,8 @@ static void test_feeder(struct mfs_volume *v, struct world *w)
 	uint64_t fe2 = mkfile(v, ROOT, "e2");
 	struct prov_proc X = mkproc(v, 204, "/usr/bin/tee", "tee\0e2\0", 7, F.id);
 	const struct prov_proc *xprocs[] = { &X };
-	struct prov_gen gx = { .procs = xprocs, .record = record, .n = 1 };
+	const struct prov_job_uses xjobs[] = { uses_of(&F) };
+	struct prov_gen gx = { .procs = xprocs, .record = record, .n = 1, .jobs = xjobs, .njobs = 1 };
 	uint64_t ve2 = 0;
 	CHECK_RC(put_gen(v, fe2, 0, "echo two", 8, &gx, &ve2), 0, "X, of F's job, writes e2");
 	CHECK_RC(read_edges(v, SOURCES, fe2, ve2, &e), 0, "prov_sources e2@1");
@@ -523,6 +569,160 @@ static void test_old_layout(struct mfs_volume *v)
 	CHECK(e.n == 0, "has none of them (%d)", e.n);
 }
 
+/* 9. edges in the layout metafs wrote before uses were numbered: a
+ * version's sources listed in one record, a job's use without its number,
+ * and an empty record of the job's part in the version */
+struct list_layout {
+	uint64_t ino, ver, src, srcver, user, job;
+};
+
+static int put_list_layout(struct store_txn *t, void *arg)
+{
+	const struct list_layout *o = arg;
+	const struct store_ops *ops = t->store->ops;
+	unsigned char k[25], val[28];
+	k[0] = 'd';
+	put_be64(k + 1, o->ino);
+	put_be64(k + 9, o->ver);
+	put_le32(val, 1);
+	put_le64(val + 4, o->src);
+	put_le64(val + 12, o->srcver);
+	put_le64(val + 20, o->user);
+	int rc = ops->prov_put(t, k, 17, val, 28);
+	k[0] = 'R';
+	put_be64(k + 1, o->src);
+	put_be64(k + 9, o->srcver);
+	put_be64(k + 17, o->job);
+	put_le64(val, o->user);
+	put_le64(val + 8, 1);
+	if (!rc)
+		rc = ops->prov_put(t, k, 25, val, 16);
+	k[0] = 'g';
+	put_be64(k + 1, o->job);
+	put_be64(k + 9, o->ino);
+	put_be64(k + 17, o->ver);
+	if (!rc)
+		rc = ops->prov_put(t, k, 25, "", 0);
+	return rc;
+}
+
+static void test_list_layout(struct mfs_volume *v)
+{
+	struct list_layout o = { 888001, 2, 888002, 4, 5151, 5150 };
+	CHECK_RC(ns_txn_run(v, put_list_layout, &o), 0, "write a version in the listed layout");
+	struct edges e;
+	CHECK_RC(read_edges(v, SOURCES, o.ino, o.ver, &e), 0, "prov_sources over the listed layout");
+	CHECK(e.n == 1 && edge_is(&e, 0, o.src, o.srcver, o.user), "lists the source (%d edges)", e.n);
+	CHECK_RC(read_edges(v, DERIVED, o.src, o.srcver, &e), 0, "prov_derived over the listed layout");
+	CHECK(e.n == 1 && edge_is(&e, 0, o.ino, o.ver, o.user), "finds the version through the job (%d edges)", e.n);
+}
+
+/* 10. a job that reads n files and writes n, one after the other (cp -r
+ * inside the volume): output k derives from the first k inputs, and the
+ * records grow with n, not with n squared */
+static int count_bytes(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	uint64_t *c = arg;
+	c[0]++;
+	c[1] += klen + len;
+	return 0;
+}
+
+static int prov_totals(struct mfs_volume *v, uint64_t c[2])
+{
+	c[0] = c[1] = 0;
+	struct store_txn *t;
+	int rc = v->store->ops->begin_read(v->store, &t);
+	if (rc)
+		return rc;
+	rc = v->store->ops->prov_scan(t, "", 0, count_bytes, c);
+	v->store->ops->abort(t);
+	return rc;
+}
+
+static void test_copy_job(struct mfs_volume *v)
+{
+	enum { N = 300 };
+	uint64_t dir = mkdir_(v, ROOT, "copy10");
+	uint64_t in[N], out[N], before[2], after[2];
+	CHECK_RC(prov_totals(v, before), 0, "count the provenance records");
+	struct prov_proc J = mkproc(v, 601, "/usr/bin/cp", "cp\0-r\0", 7, 0);
+	const struct prov_proc *procs[] = { &J };
+	bool record[] = { false };
+	int bad = 0;
+	for (int k = 0; k < N; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "in%d", k);
+		in[k] = mkfile(v, dir, name);
+		bad |= put(v, in[k], 0, name, strlen(name)) != 0;
+		uint64_t ver;
+		bad |= use(v, &J, &J, REC_SELF, in[k], &ver) != 0 || ver != 1;
+		snprintf(name, sizeof name, "out%d", k);
+		out[k] = mkfile(v, dir, name);
+		const struct prov_job_uses jobs[] = { uses_of(&J) };
+		struct prov_gen g = { .procs = procs, .record = record, .n = 1, .jobs = jobs, .njobs = 1,
+				      .current_known = true, .current = 0 };
+		bad |= put_gen(v, out[k], 0, name, strlen(name), &g, &ver) != 0 || ver != 1;
+	}
+	CHECK(!bad, "%d uses and versions recorded", N);
+	CHECK_RC(prov_totals(v, after), 0, "count them again");
+	uint64_t records = after[0] - before[0], bytes = after[1] - before[1];
+	CHECK(records <= 6 * N + 8 && bytes <= 700 * N,
+	      "the records grow with the files, not their square (%llu records, %llu bytes for %d files)",
+	      (unsigned long long)records, (unsigned long long)bytes, N);
+	struct edges e;
+	int wrong = 0;
+	for (int k = 0; k < N; k += 37) {
+		bool ok = read_edges(v, SOURCES, out[k], 1, &e) == 0 && e.n == k + 1;
+		for (int i = 0; i <= k && ok && i < 64; i++)
+			ok = edge_is(&e, i, in[i], 1, J.id);
+		wrong += !ok;
+		ok = read_edges(v, DERIVED, in[k], 1, &e) == 0 && e.n == N - k;
+		for (int i = 0; i < 64 && k + i < N && ok; i++)
+			ok = edge_is(&e, i, out[k + i], 1, J.id);
+		wrong += !ok;
+	}
+	CHECK(wrong == 0, "out_k derives from in_0..in_k, and in_k is a source of out_k..out_n (%d wrong)", wrong);
+}
+
+/* 11. numbers the caller knows: the version a use names, and the newest
+ * version of a file it closes */
+static void test_known_numbers(struct mfs_volume *v)
+{
+	uint64_t f = mkfile(v, ROOT, "known11");
+	CHECK_RC(put(v, f, 0, "k", 1), 0, "write known11");
+	struct prov_proc Z = mkproc(v, 701, "/usr/bin/awk", "awk\0", 4, 0);
+	const struct prov_proc *procs[] = { &Z };
+	const bool record[] = { true };
+	struct prov_gen g = { .procs = procs, .record = record, .n = 1, .current_known = true, .current = 4 };
+	uint64_t ver = 0, cur;
+	CHECK_RC(put_gen(v, f, 1, "!", 1, &g, &ver), 0, "a close when the newest version is known to be 4");
+	CHECK(ver == 5, "makes version 5 without looking (%llu)", (unsigned long long)ver);
+	CHECK_RC(read_current(v, f, &cur), 0, "the newest version");
+	CHECK(cur == 5, "is the last one made (%llu)", (unsigned long long)cur);
+	g.current_known = false;
+	CHECK_RC(put_gen(v, f, 2, "?", 1, &g, &ver), 0, "a close when it is not known");
+	CHECK(ver == 6, "looks it up and makes version 6 (%llu)", (unsigned long long)ver);
+	ver = 6;
+	CHECK_RC(ns_prov_used(v, &Z, &Z, REC_SELF, f, ++*seq_of(Z.id), &ver), 0, "a use of a version the caller names");
+	CHECK(ver == 6, "names that version (%llu)", (unsigned long long)ver);
+	struct edges e;
+	CHECK_RC(read_edges(v, USED_BY, Z.id, 0, &e), 0, "prov_used_by Z");
+	CHECK(e.n == 1 && edge_is(&e, 0, f, 6, Z.id), "Z used known11@6 (%d)", e.n);
+	CHECK_RC(read_edges(v, DERIVED, f, 6, &e), 0, "prov_derived known11@6");
+	CHECK(e.n == 0, "nothing derives from it yet (%d)", e.n);
+	const struct prov_job_uses jobs[] = { uses_of(&Z) };
+	g.jobs = jobs;
+	g.njobs = 1;
+	g.current_known = true;
+	g.current = 6;
+	uint64_t f2 = mkfile(v, ROOT, "known11b");
+	g.current = 0;
+	CHECK_RC(put_gen(v, f2, 0, "b", 1, &g, &ver), 0, "Z writes known11b");
+	CHECK_RC(read_edges(v, DERIVED, f, 6, &e), 0, "prov_derived known11@6");
+	CHECK(e.n == 1 && edge_is(&e, 0, f2, 1, Z.id), "known11b@1 derives from it (%d)", e.n);
+}
+
 int main(void)
 {
 	char dir[256];
@@ -537,6 +737,9 @@ int main(void)
 	test_names(v);
 	test_digest(v);
 	test_old_layout(v);
+	test_list_layout(v);
+	test_copy_job(v);
+	test_known_numbers(v);
 	mfs_close(v);
 	t_rmrf(dir);
 	return t_done();
