@@ -530,7 +530,7 @@ static const char *const MAPPING =
 	"\"nw\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"},"
 	"\"pw\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"}}},"
 	"\"tags\":{\"type\":\"keyword\"},\"text\":{\"type\":\"text\",\"analyzer\":\"metafs_words\"},"
-	"\"lin_anc\":{\"type\":\"long\"},\"lin_gen\":{\"type\":\"keyword\"},"
+	"\"lin_gen\":{\"type\":\"keyword\"},"
 	"\"x\":{\"type\":\"object\",\"dynamic\":true},\"xf\":{\"type\":\"object\",\"enabled\":false},"
 	"\"cursor\":{\"type\":\"long\",\"index\":false},\"volume\":{\"type\":\"keyword\"}}}}";
 
@@ -812,12 +812,9 @@ static json_t *build_doc(const struct idx_doc *d, int *rcp)
 	if (!rc) {
 		json_object_set_new(doc, "names", names);
 		json_object_set_new(doc, "tags", f.tags);
-		json_t *anc = json_array(), *gen = json_array();
-		for (size_t i = 0; i < d->nanc; i++)
-			json_array_append_new(anc, json_integer((json_int_t)d->anc[i]));
+		json_t *gen = json_array();
 		for (size_t i = 0; i < d->ngen; i++)
 			json_array_append_new(gen, json_string(d->gen[i]));
-		json_object_set_new(doc, "lin_anc", anc);
 		json_object_set_new(doc, "lin_gen", gen);
 		json_object_set_new(doc, "text", json_string(f.text.p ? f.text.p : ""));
 		json_object_set_new(doc, "x", f.x);
@@ -1330,6 +1327,28 @@ static json_t *attr_query(const struct q_node *n)
 	return q;
 }
 
+/* The files resolve_derived found, in terms queries of at most the
+ * number of terms a cluster takes in one (index.max_terms_count). */
+#define TERMS_MAX 65536
+static json_t *derived_query(const struct q_node *n)
+{
+	if (!n->ninos)
+		return json_pack("{s:{}}", "match_none");
+	json_t *any = json_array();
+	for (size_t at = 0; any && at < n->ninos; at += TERMS_MAX) {
+		json_t *inos = json_array();
+		for (size_t i = at; inos && i < n->ninos && i < at + TERMS_MAX; i++)
+			json_array_append_new(inos, json_integer((json_int_t)n->inos[i]));
+		json_array_append_new(any, json_pack("{s:{s:o}}", "terms", "ino", inos));
+	}
+	if (json_array_size(any) == 1) {
+		json_t *one = json_incref(json_array_get(any, 0));
+		json_decref(any);
+		return one;
+	}
+	return json_pack("{s:{s:o,s:i}}", "bool", "should", any, "minimum_should_match", 1);
+}
+
 /* A term that concerns the document as a whole. */
 static json_t *doc_leaf(const struct q_node *n)
 {
@@ -1348,8 +1367,8 @@ static json_t *doc_leaf(const struct q_node *n)
 	case QF_NLINK: return cmp_int("nlink", n);
 	case QF_TAG: return json_pack("{s:{s:s}}", "term", "tags", n->value);
 	case QF_GENERATED: return json_pack("{s:{s:s}}", "term", "lin_gen", n->value);
-	/* the path was looked up first (resolve_derived): num is its inode */
-	case QF_DERIVED: return json_pack("{s:{s:I}}", "term", "lin_anc", (json_int_t)n->num);
+	/* the files were looked up first (resolve_derived) */
+	case QF_DERIVED: return derived_query(n);
 	case QF_ATTR: return attr_query(n);
 	case QF_NAME:
 	case QF_PATH: break;
@@ -1713,19 +1732,23 @@ static json_t *sort_spec(const struct qrun *r)
 	return NULL;
 }
 
-/* derived-from:PATH names a file by path: its inode (0 when no live
- * document has that path, which matches nothing) goes in the term's num. */
-static int resolve_derived(struct es *e, const struct q_node *cn)
+/* derived-from:PATH names a file by path: its inode (none when no live
+ * document has that path, which matches nothing), and the files derived
+ * from it, which the cluster holds no graph to find: the query's
+ * descendants callback reads them from the volume's records. */
+static int resolve_derived(struct es *e, const struct q_node *cn, const struct idx_query_opts *o)
 {
 	struct q_node *n = (struct q_node *)cn;
 	if (!n)
 		return 0;
 	if (n->kind != Q_TERM) {
-		int rc = resolve_derived(e, n->left);
-		return rc ? rc : resolve_derived(e, n->right);
+		int rc = resolve_derived(e, n->left, o);
+		return rc ? rc : resolve_derived(e, n->right, o);
 	}
 	if (n->f != QF_DERIVED)
 		return 0;
+	if (!o || !o->descendants)
+		return -EOPNOTSUPP;
 	char path[512];
 	snprintf(path, sizeof path, "/%s/_search", e->target);
 	json_t *body = json_pack("{s:{s:{s:[{s:{s:o}},{s:{s:b}}]}},s:i,s:[s]}", "query", "bool", "filter", "term",
@@ -1741,6 +1764,19 @@ static int resolve_derived(struct es *e, const struct q_node *cn)
 	json_t *h = json_array_get(json_object_get(json_object_get(r, "hits"), "hits"), 0);
 	n->num = h ? (int64_t)json_integer_value(json_object_get(json_object_get(h, "_source"), "ino")) : 0;
 	json_decref(r);
+	free(n->inos);
+	n->inos = NULL;
+	n->ninos = 0;
+	if (!n->num)
+		return 0;
+	struct u64_vec found = { NULL, 0, 0 };
+	rc = o->descendants(o->descendants_arg, (uint64_t)n->num, &found);
+	if (rc) {
+		free(found.v);
+		return rc;
+	}
+	n->inos = found.v;
+	n->ninos = found.n;
 	return 0;
 }
 
@@ -1748,7 +1784,7 @@ static int es_query(struct idx_backend *b, const struct q_node *q, const struct 
 		    void *arg)
 {
 	struct es *e = ES(b);
-	int rrc = resolve_derived(e, q);
+	int rrc = resolve_derived(e, q, o);
 	if (rrc)
 		return rrc;
 	struct qrun r = { .e = e, .q = q, .o = o, .sort = o ? o->sort : IDX_SORT_SCORE, .reverse = o && o->reverse,

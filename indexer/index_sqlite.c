@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_FORMAT 6
+#define INDEX_FORMAT 7
 
 #define STMT_CACHE 32
 
@@ -95,14 +95,21 @@ static const char *const schema =
 	"PRAGMA journal_mode=WAL;"
 	"CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE docs(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL, mode INTEGER, uid INTEGER,"
-	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER);"
+	" gid INTEGER, nlink INTEGER, size INTEGER, atime INTEGER, mtime INTEGER, ctime INTEGER,"
+	" lver INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE names(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, parent INTEGER NOT NULL,"
 	" name BLOB NOT NULL, path BLOB NOT NULL);"
 	"CREATE TABLE keys(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
 	"CREATE TABLE attrs(ino INTEGER NOT NULL, kid INTEGER NOT NULL, seq INTEGER NOT NULL, num REAL, str TEXT,"
 	" PRIMARY KEY(ino, kid, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(tag TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(tag, ino)) WITHOUT ROWID;"
-	"CREATE TABLE lin_anc(anc INTEGER NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(anc, ino)) WITHOUT ROWID;"
+	/* the lineage graph (prov_graph_sink): a job's seq-th use was of
+	 * src@srcver; ino@ver derives from the first n uses of job. Like the
+	 * provenance records, edges are never removed. */
+	"CREATE TABLE lin_use(src INTEGER NOT NULL, srcver INTEGER NOT NULL, job INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL, PRIMARY KEY(src, srcver, job, seq)) WITHOUT ROWID;"
+	"CREATE TABLE lin_made(job INTEGER NOT NULL, n INTEGER NOT NULL, ino INTEGER NOT NULL,"
+	" ver INTEGER NOT NULL, PRIMARY KEY(job, n, ino, ver)) WITHOUT ROWID;"
 	"CREATE TABLE lin_gen(word TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY(word, ino)) WITHOUT ROWID;"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, path, text, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE fts_names USING fts5(name, tokenize = 'unicode61 remove_diacritics 2');";
@@ -116,7 +123,6 @@ static const char *const schema_indexes =
 	"CREATE INDEX IF NOT EXISTS attrs_num ON attrs(kid, num) WHERE num IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS attrs_str ON attrs(kid, str) WHERE str IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS tags_ino ON tags(ino);"
-	"CREATE INDEX IF NOT EXISTS lin_anc_ino ON lin_anc(ino);"
 	"CREATE INDEX IF NOT EXISTS lin_gen_ino ON lin_gen(ino);";
 
 static int sq_err(struct sq *s, int rc, const char *what)
@@ -324,8 +330,7 @@ static int remove_rows(struct sq *s, uint64_t ino)
 	static const char *const sql[] = {
 		"DELETE FROM docs WHERE ino = ?",
 		"DELETE FROM attrs WHERE ino = ?", "DELETE FROM tags WHERE ino = ?",
-		"DELETE FROM fts WHERE rowid = ?", "DELETE FROM lin_anc WHERE ino = ?",
-		"DELETE FROM lin_gen WHERE ino = ?",
+		"DELETE FROM fts WHERE rowid = ?", "DELETE FROM lin_gen WHERE ino = ?",
 	};
 	int rc = fts_names_drop(s, "SELECT id FROM names WHERE ino = ?", ino, NULL, 0);
 	int64_t a = (int64_t)ino;
@@ -518,23 +523,23 @@ static int pf_text(void *arg, const char *text, size_t len)
 	return rc;
 }
 
+static int sq_lin_use(struct idx_backend *b, uint64_t src, uint64_t src_version, uint64_t job, uint64_t seq)
+{
+	int64_t row[] = { (int64_t)src, (int64_t)src_version, (int64_t)job, (int64_t)seq };
+	return exec_i64(SQ(b), "INSERT OR IGNORE INTO lin_use(src, srcver, job, seq) VALUES(?, ?, ?, ?)", 4, row);
+}
+
+static int sq_lin_made(struct idx_backend *b, uint64_t job, uint64_t n, uint64_t ino, uint64_t version)
+{
+	int64_t row[] = { (int64_t)job, (int64_t)n, (int64_t)ino, (int64_t)version };
+	return exec_i64(SQ(b), "INSERT OR IGNORE INTO lin_made(job, n, ino, ver) VALUES(?, ?, ?, ?)", 4, row);
+}
+
 static int put_lineage(struct sq *s, const struct idx_doc *d)
 {
 	int rc = 0;
 	sqlite3_stmt *st;
-	if (d->nanc) {
-		if ((rc = prep(s, "INSERT OR IGNORE INTO lin_anc(anc, ino) VALUES(?, ?)", &st)) != SQLITE_OK)
-			return sq_err(s, rc, "lineage");
-		rc = 0;
-		for (size_t i = 0; i < d->nanc && !rc; i++) {
-			sqlite3_reset(st);
-			sqlite3_bind_int64(st, 1, (int64_t)d->anc[i]);
-			sqlite3_bind_int64(st, 2, (int64_t)d->in.ino);
-			rc = sq_err(s, sqlite3_step(st), "lineage");
-		}
-		done(s, st);
-	}
-	if (d->ngen && !rc) {
+	if (d->ngen) {
 		if ((rc = prep(s, "INSERT OR IGNORE INTO lin_gen(word, ino) VALUES(?, ?)", &st)) != SQLITE_OK)
 			return sq_err(s, rc, "lineage");
 		rc = 0;
@@ -552,7 +557,7 @@ static int put_lineage(struct sq *s, const struct idx_doc *d)
 static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 {
 	struct sq *s = SQ(b);
-	uint64_t ino = d->in.ino, have;
+	uint64_t ino = d->in.ino, have = 0;
 	int rc = 0;
 	if (!s->bulk) {
 		rc = stored_version(s, ino, &have);
@@ -566,9 +571,10 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 		rc = 0;
 	}
 	int64_t row[] = { (int64_t)ino, (int64_t)d->in.version, d->in.mode, d->in.uid, d->in.gid, d->in.nlink,
-			  (int64_t)d->in.size, ts_ns(d->in.atime), ts_ns(d->in.mtime), ts_ns(d->in.ctime) };
-	rc = exec_i64(s, "INSERT INTO docs(ino, version, mode, uid, gid, nlink, size, atime, mtime, ctime)"
-			 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, row);
+			  (int64_t)d->in.size, ts_ns(d->in.atime), ts_ns(d->in.mtime), ts_ns(d->in.ctime),
+			  (int64_t)d->lin_version };
+	rc = exec_i64(s, "INSERT INTO docs(ino, version, mode, uid, gid, nlink, size, atime, mtime, ctime, lver)"
+			 " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 11, row);
 	if (rc)
 		return rc;
 
@@ -620,7 +626,7 @@ static int sq_put(struct idx_backend *b, const struct idx_doc *d)
 static int sq_del(struct idx_backend *b, uint64_t ino, uint64_t version)
 {
 	struct sq *s = SQ(b);
-	uint64_t have;
+	uint64_t have = 0;
 	int rc = stored_version(s, ino, &have);
 	if (rc == -ENOENT)
 		return 0;
@@ -1045,10 +1051,20 @@ static void compile_at(struct sqlbuf *b, const struct q_node *n, bool top)
 		put(b, ")");
 		return;
 	case QF_DERIVED:
-		/* the ancestors of each document were listed when it was indexed */
-		put(b, "d.ino IN (SELECT ino FROM lin_anc WHERE anc IN (SELECT ino FROM names WHERE path = ");
+		/* down the graph from every version of the file at the path:
+		 * the versions made by the jobs that used one, after that use,
+		 * and so on; of those, the files' current versions. UNION
+		 * visits each version once, so a cycle (a job rewriting what it
+		 * read) ends. */
+		put(b, "d.ino IN (WITH RECURSIVE s(ino) AS (SELECT ino FROM names WHERE path = ");
 		p_text(b, n->value, strlen(n->value), 3);
-		put(b, "))");
+		put(b, "), r(ino, ver) AS ("
+		       "SELECT m.ino, m.ver FROM s JOIN lin_use u ON u.src = s.ino"
+		       " JOIN lin_made m ON m.job = u.job AND m.n >= u.seq"
+		       " UNION SELECT m.ino, m.ver FROM r JOIN lin_use u ON u.src = r.ino AND u.srcver = r.ver"
+		       " JOIN lin_made m ON m.job = u.job AND m.n >= u.seq)"
+		       " SELECT r.ino FROM r JOIN docs c ON c.ino = r.ino AND c.lver = r.ver"
+		       " WHERE r.ino NOT IN (SELECT ino FROM s))");
 		return;
 	case QF_GENERATED:
 		put(b, "d.ino IN (SELECT ino FROM lin_gen WHERE word = ");
@@ -1564,6 +1580,8 @@ static const struct idx_backend_ops sqlite_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.put = sq_put,
+	.lin_use = sq_lin_use,
+	.lin_made = sq_lin_made,
 	.del = sq_del,
 	.move_subtree = sq_move_subtree,
 	.paths_of = sq_paths_of,
@@ -1671,10 +1689,13 @@ long idx_sqlite_compare(const char *have, const char *want,
 	static const struct {
 		const char *what, *cols, *table;
 	} parts[] = {
-		{ "document", "ino, mode, uid, gid, nlink, size, mtime, ctime", "docs" },
+		{ "document", "ino, mode, uid, gid, nlink, size, mtime, ctime, lver", "docs" },
 		{ "name", "ino, parent, quote(name), quote(path)", "names" },
 		{ "field", "ino, key, num, str", "fields" },
 		{ "tag", "ino, tag", "tags" },
+		{ "generated-by word", "ino, word", "lin_gen" },
+		{ "lineage use", "src, srcver, job, seq", "lin_use" },
+		{ "lineage part", "ino, ver, job, n", "lin_made" },
 	};
 	long diffs = 0;
 	for (size_t i = 0; i < MFS_ARRAY_LEN(parts); i++) {

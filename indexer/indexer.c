@@ -177,73 +177,11 @@ void idx_doc_clear(struct idx_doc *d)
 		free(d->gen[i]);
 	free(d->names);
 	free(d->xattrs);
-	free(d->anc);
 	free(d->gen);
 	memset(d, 0, sizeof *d);
 }
 
 /* ---------------------------------------------------------------- lineage */
-
-struct anc_walk {
-	struct idx_doc *d;
-	struct u64_vec queue; /* (ino, version) pairs still to visit */
-	uint64_t *seen; /* open addressing over ino*31+version, 0 = empty */
-	size_t nseen, cap;
-	size_t cap_anc;
-};
-
-static bool walk_seen(struct anc_walk *w, uint64_t ino, uint64_t version)
-{
-	uint64_t key = ino * 0x9E3779B97F4A7C15ULL ^ (version + 1);
-	if (!key)
-		key = 1;
-	if ((w->nseen + 1) * 2 > w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 256;
-		uint64_t *ns = calloc(cap, sizeof *ns);
-		if (!ns)
-			return true;
-		for (size_t i = 0; i < w->cap; i++) {
-			if (!w->seen[i])
-				continue;
-			size_t j = (size_t)(w->seen[i] >> 7) & (cap - 1);
-			while (ns[j])
-				j = (j + 1) & (cap - 1);
-			ns[j] = w->seen[i];
-		}
-		free(w->seen);
-		w->seen = ns;
-		w->cap = cap;
-	}
-	size_t j = (size_t)(key >> 7) & (w->cap - 1);
-	while (w->seen[j]) {
-		if (w->seen[j] == key)
-			return true;
-		j = (j + 1) & (w->cap - 1);
-	}
-	w->seen[j] = key;
-	w->nseen++;
-	return false;
-}
-
-static int anc_cb(void *arg, uint64_t ino, uint64_t version, uint64_t proc)
-{
-	(void)proc;
-	struct anc_walk *w = arg;
-	if (walk_seen(w, ino, version))
-		return 0;
-	if (u64_vec_push(&w->queue, ino) || u64_vec_push(&w->queue, version))
-		return -ENOMEM;
-	struct idx_doc *d = w->d;
-	if (ino == d->in.ino || d->nanc >= IDX_ANC_MAX)
-		return 0;
-	for (size_t i = 0; i < d->nanc; i++)
-		if (d->anc[i] == ino)
-			return 0;
-	if (mfs_array_reserve(&d->anc, &w->cap_anc, d->nanc, sizeof *d->anc))
-		return -ENOMEM;
-	d->anc[d->nanc++] = ino;
-	return 0;
-}
 
 static int add_word(struct idx_doc *d, size_t *cap, const char *w, size_t len)
 {
@@ -308,15 +246,7 @@ int idx_doc_lineage(struct store_txn *t, struct idx_doc *d)
 		}
 		prov_proc_free(&p);
 	}
-	/* breadth first, so that a cut keeps the nearest ancestors */
-	struct anc_walk w = { .d = d };
-	walk_seen(&w, d->in.ino, cur);
-	if (!rc && (rc = u64_vec_push(&w.queue, d->in.ino)) == 0)
-		rc = u64_vec_push(&w.queue, cur);
-	for (size_t i = 0; !rc && i + 1 < w.queue.n && d->nanc < IDX_ANC_MAX; i += 2)
-		rc = prov_sources(t, w.queue.v[i], w.queue.v[i + 1], anc_cb, &w);
-	free(w.queue.v);
-	free(w.seen);
+	d->lin_version = cur;
 	return rc;
 }
 
@@ -537,6 +467,9 @@ struct batch {
 	int rc;
 	uint64_t *applied; /* ids applied in this batch */
 	size_t napplied, capapplied;
+	/* lineage edges to add (backends that keep the graph): uses, as
+	 * (proc, ino, version), and versions made, as (ino, version) */
+	struct u64_vec uses, made;
 };
 
 static size_t *slot_of(struct batch *b, uint64_t ino)
@@ -612,13 +545,22 @@ static int collect(void *arg, const struct cl_rec *r)
 	if (mfs_array_reserve(&b->applied, &b->capapplied, b->napplied, sizeof *b->applied))
 		return b->rc = -ENOMEM;
 	b->applied[b->napplied++] = r->seq;
+	bool graph = ix->be->ops->lin_use && r->fversion;
 	if (r->op == CL_PROCESS || r->op == CL_USED) {
-		/* no document changes: a use is found from the version it used */
+		/* no document changes: a use is an edge of the graph */
+		int rc = 0;
+		if (graph && r->op == CL_USED && !(rc = u64_vec_push(&b->uses, r->proc)) &&
+		    !(rc = u64_vec_push(&b->uses, r->ino)))
+			rc = u64_vec_push(&b->uses, r->fversion);
 		b->last_seq = r->seq;
 		b->records++;
-		return b->records >= b->max ? 1 : 0;
+		return rc ? (b->rc = rc) : b->records >= b->max ? 1 : 0;
 	}
-	int rc = want(b, r->ino, r->version, r->op == CL_RENAME && (r->mode & S_IFMT) == S_IFDIR);
+	int rc = 0;
+	if (graph && (r->op == CL_WRITE || r->op == CL_GENERATED) && !(rc = u64_vec_push(&b->made, r->ino)))
+		rc = u64_vec_push(&b->made, r->fversion);
+	if (!rc)
+		rc = want(b, r->ino, r->version, r->op == CL_RENAME && (r->mode & S_IFMT) == S_IFDIR);
 	if (!rc && r->replaced)
 		rc = want(b, r->replaced, 0, false);
 	/* the directories whose entries changed have new times and counts */
@@ -791,6 +733,44 @@ static int apply_batch(struct indexer *ix, const struct batch *b)
 	return rc;
 }
 
+static int edge_use(void *arg, uint64_t src, uint64_t src_version, uint64_t job, uint64_t seq)
+{
+	struct idx_backend *be = arg;
+	return be->ops->lin_use(be, src, src_version, job, seq);
+}
+
+static int edge_made(void *arg, uint64_t job, uint64_t n, uint64_t ino, uint64_t version)
+{
+	struct idx_backend *be = arg;
+	return be->ops->lin_made(be, job, n, ino, version);
+}
+
+/* The batch's lineage edges, read from the store: those of each use and
+ * each version made (a record that is gone adds none). */
+static int apply_edges(struct indexer *ix, const struct batch *b)
+{
+	if (!b->uses.n && !b->made.n)
+		return 0;
+	struct store *s = ix->v->store;
+	struct store_txn *t;
+	int rc = s->ops->begin_read(s, &t);
+	if (rc)
+		return rc;
+	struct prov_graph_sink sink = { edge_use, edge_made, ix->be };
+	for (size_t i = 0; i + 3 <= b->uses.n && !rc; i += 3) {
+		rc = prov_use_edge(t, b->uses.v[i], b->uses.v[i + 1], b->uses.v[i + 2], &sink);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	for (size_t i = 0; i + 1 < b->made.n && !rc; i += 2) {
+		rc = prov_version_edges(t, b->made.v[i], b->made.v[i + 1], &sink);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	s->ops->abort(t);
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -872,6 +852,8 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 		rc = b.rc;
 	if (!rc && b.records && b.napplied)
 		rc = apply_batch(ix, &b);
+	if (!rc)
+		rc = apply_edges(ix, &b);
 	uint64_t safe = b.last_seq;
 	if (!rc && b.records)
 		rc = settle(ix, &b, &safe);
@@ -891,6 +873,8 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 	free(b.v);
 	free(b.slot);
 	free(b.applied);
+	free(b.uses.v);
+	free(b.made.v);
 	return rc;
 }
 
@@ -1184,6 +1168,10 @@ int indexer_rebuild(struct mfs_volume *v, const char *path,
 			rc = s->ops->begin_read(s, &r.t);
 		if (!rc) {
 			rc = s->ops->inode_scan(s, rb_inode_cb, &r);
+			if (!rc && r.be->ops->lin_use) {
+				struct prov_graph_sink sink = { edge_use, edge_made, r.be };
+				rc = prov_graph_scan(r.t, &sink);
+			}
 			s->ops->abort(r.t);
 		}
 		if (!rc && r.be->ops->finish)

@@ -40,18 +40,14 @@ struct idx_doc {
 	size_t nnames;
 	struct idx_xattr *xattrs;
 	size_t nxattrs;
-	/* lineage of the current version: every file it was derived from,
-	 * however far up (`derived-from:`), and the words of the command
-	 * lines that wrote it and of their jobs (`generated-by:`) */
-	uint64_t *anc;
-	size_t nanc;
+	/* lineage: the number of the current version (0: none), which the
+	 * graph edges lead to (`derived-from:`, see lin_use), and the words
+	 * of the command lines that wrote it and of their jobs
+	 * (`generated-by:`) */
+	uint64_t lin_version;
 	char **gen;
 	size_t ngen;
 };
-
-/* Most ancestors kept for one document; a longer lineage is cut (the
- * nearest first) and `metafs lineage` still shows all of it. */
-#define IDX_ANC_MAX 10000
 
 /* Loads d's lineage fields from the provenance records (see metadata.h). */
 int idx_doc_lineage(struct store_txn *t, struct idx_doc *d);
@@ -92,6 +88,11 @@ struct idx_query_opts {
 	enum idx_sort sort;
 	bool reverse;
 	const char *const *under; /* restrict to these subtrees (absolute paths); NULL-terminated */
+	/* for a backend without the lineage graph: the files derived from
+	 * ino, read from the volume's records (prov_descendants); NULL when
+	 * there is no volume to read */
+	int (*descendants)(void *arg, uint64_t ino, struct u64_vec *out);
+	void *descendants_arg;
 };
 
 typedef int (*idx_hit_cb)(void *arg, const struct idx_hit *h);
@@ -110,6 +111,11 @@ struct idx_backend_ops {
 	void (*rollback)(struct idx_backend *b);
 	/* stores the document unless the stored one has a higher version */
 	int (*put)(struct idx_backend *b, const struct idx_doc *d);
+	/* the lineage graph's edges (struct prov_graph_sink), kept for
+	 * `derived-from:`; a backend without them (NULL) asks the query's
+	 * descendants callback instead */
+	int (*lin_use)(struct idx_backend *b, uint64_t src, uint64_t src_version, uint64_t job, uint64_t seq);
+	int (*lin_made)(struct idx_backend *b, uint64_t job, uint64_t n, uint64_t ino, uint64_t version);
 	int (*del)(struct idx_backend *b, uint64_t ino, uint64_t version);
 	/* rewrites the paths of everything below old_prefix (which ends in '/') */
 	int (*move_subtree)(struct idx_backend *b, const char *old_prefix, size_t old_len,

@@ -1248,6 +1248,7 @@ void q_free(struct q_node *n)
 		free(n->value);
 		free(n->value2);
 		free(n->attr);
+		free(n->inos);
 		free(n);
 		n = next;
 	}

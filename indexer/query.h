@@ -70,6 +70,10 @@ struct q_node {
 	int64_t num, num2; /* numbers, sizes, times (ns), ids, modes; QOP_RANGE uses both */
 	double real, real2; /* QF_ATTR numbers */
 	bool glob; /* QF_NAME with * or ? */
+	/* QF_DERIVED, for a backend that looks the files up before the query
+	 * (its descendants callback): the files found, in inode order */
+	uint64_t *inos;
+	size_t ninos;
 };
 
 /* Parses; on error returns -1, fills err with a one-line message and

@@ -467,6 +467,8 @@ int ns_reclaim_orphans(struct mfs_volume *v);
 
 /* ---------------------------------------------------------------- provenance */
 
+struct u64_vec; /* common.h */
+
 /*
  * Lineage records (provenance.c), kept by the store beside the inodes and
  * published on the changelog in the same transaction:
@@ -586,6 +588,32 @@ int prov_derived(struct store_txn *t, uint64_t ino, uint64_t version, prov_edge_
 /* what a process, or the processes of the job it leads, used, in (ino,
  * version) order; the third number is the process that used it */
 int prov_used_by(struct store_txn *t, uint64_t proc, prov_edge_cb cb, void *arg);
+
+/*
+ * The lineage graph as a search index keeps it, in two kinds of edge:
+ * use: src@src_version was the seq-th use of job; made: ino@version derives
+ * from the first n uses of job. ino@version derives from src@src_version
+ * when a job has a use of it and a made edge with n >= its seq. A version of
+ * the layout that listed its sources appears as a job of its own (an id
+ * with the top bit set, from the version) that used each and made it.
+ */
+struct prov_graph_sink {
+	int (*use)(void *arg, uint64_t src, uint64_t src_version, uint64_t job, uint64_t seq);
+	int (*made)(void *arg, uint64_t job, uint64_t n, uint64_t ino, uint64_t version);
+	void *arg;
+};
+/* the use edge of proc's use of ino@version; -ENOENT when there is none
+ * (or it was recorded before uses were numbered) */
+int prov_use_edge(struct store_txn *t, uint64_t proc, uint64_t ino, uint64_t version,
+		  const struct prov_graph_sink *s);
+/* the made edges of ino@version */
+int prov_version_edges(struct store_txn *t, uint64_t ino, uint64_t version, const struct prov_graph_sink *s);
+/* every edge the volume holds */
+int prov_graph_scan(struct store_txn *t, const struct prov_graph_sink *s);
+/* The files whose newest version derives, however far up, from some
+ * version of ino (ino itself left out), walking the records; in inode
+ * order, one each. */
+int prov_descendants(struct store_txn *t, uint64_t ino, struct u64_vec *out);
 
 /* ---------------------------------------------------------------- fsck */
 

@@ -686,6 +686,217 @@ int prov_used_by(struct store_txn *t, uint64_t proc, prov_edge_cb cb, void *arg)
 	return sources_emit(&s, rc, cb, arg);
 }
 
+/* ---------------------------------------------------------------- the graph, for an index */
+
+/* The job standing for a version of the layout that listed its sources. */
+static uint64_t listed_job(uint64_t ino, uint64_t version)
+{
+	uint64_t x = ino * 0x9E3779B97F4A7C15ULL ^ (version + 0x632BE59BD9B4E019ULL);
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ULL;
+	x ^= x >> 29;
+	return 1ULL << 63 | x >> 1;
+}
+
+int prov_use_edge(struct store_txn *t, uint64_t proc, uint64_t ino, uint64_t version,
+		  const struct prov_graph_sink *s)
+{
+	unsigned char k[PROV_KEY_MAX];
+	uint64_t u[3] = { proc, ino, version };
+	void *val;
+	size_t len;
+	int rc = OPS(t)->prov_get(t, k, key_n(k, 'u', u, 3), &val, &len, false);
+	if (rc)
+		return rc;
+	uint64_t job = len >= 32 ? get_le64((unsigned char *)val + 16) : 0;
+	uint64_t seq = len >= 32 ? get_le64((unsigned char *)val + 24) : 0;
+	free(val);
+	return seq ? s->use(s->arg, ino, version, job, seq) : -ENOENT;
+}
+
+struct listed_arg {
+	const struct prov_graph_sink *s;
+	uint64_t job;
+	size_t n;
+};
+
+static int listed_cb(void *arg, uint64_t src, uint64_t src_version, uint64_t user)
+{
+	struct listed_arg *a = arg;
+	a->n++;
+	return a->s->use(a->s->arg, src, src_version, a->job, 1);
+}
+
+/* The made edges of a version whose record is val (rest: past its writers). */
+static int version_edges(struct store_txn *t, uint64_t ino, uint64_t version, struct dec *rest,
+			 const struct prov_graph_sink *s)
+{
+	int rc = 0;
+	if (rest->n) {
+		uint32_t njobs = dec_u32(rest);
+		for (uint32_t i = 0; i < njobs && !rc; i++) {
+			uint64_t job = dec_u64(rest), n = dec_u64(rest);
+			rc = rest->bad ? -EIO : s->made(s->arg, job, n, ino, version);
+		}
+		return rc;
+	}
+	uint64_t v[2] = { ino, version };
+	struct listed_arg a = { s, listed_job(ino, version), 0 };
+	rc = edges(t, 'd', v, 2, listed_cb, &a);
+	return rc || !a.n ? rc : s->made(s->arg, a.job, 1, ino, version);
+}
+
+int prov_version_edges(struct store_txn *t, uint64_t ino, uint64_t version, const struct prov_graph_sink *s)
+{
+	void *val;
+	size_t len;
+	int rc = version_raw(t, ino, version, &val, &len);
+	if (rc)
+		return rc;
+	struct prov_version pv;
+	struct dec rest;
+	rc = version_decode(ino, version, val, len, &pv, &rest);
+	if (!rc)
+		rc = version_edges(t, ino, version, &rest, s);
+	free(val);
+	return rc;
+}
+
+struct graph_scan {
+	struct store_txn *t;
+	const struct prov_graph_sink *s;
+};
+
+static int graph_use_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct graph_scan *g = arg;
+	const unsigned char *k = key;
+	if (klen != 33)
+		return 0; /* a use of the listed layout: its versions list it */
+	return g->s->use(g->s->arg, get_be64(k + 1), get_be64(k + 9), get_be64(k + 17), get_be64(k + 25));
+}
+
+static int graph_version_kv(void *arg, const void *key, size_t klen, const void *val, size_t len)
+{
+	struct graph_scan *g = arg;
+	if (klen != 17)
+		return 0;
+	const unsigned char *k = key;
+	uint64_t ino = get_be64(k + 1), version = get_be64(k + 9);
+	struct prov_version pv;
+	struct dec rest;
+	int rc = version_decode(ino, version, val, len, &pv, &rest);
+	return rc ? rc : version_edges(g->t, ino, version, &rest, g->s);
+}
+
+int prov_graph_scan(struct store_txn *t, const struct prov_graph_sink *s)
+{
+	struct graph_scan g = { t, s };
+	int rc = OPS(t)->prov_scan(t, "R", 1, graph_use_kv, &g);
+	return rc ? rc : OPS(t)->prov_scan(t, "v", 1, graph_version_kv, &g);
+}
+
+/* A set of (ino, version) pairs, open addressing; 0 0 is never a member. */
+struct pair_set {
+	uint64_t *v; /* pairs */
+	size_t n, cap;
+};
+
+static size_t pair_slot(const struct pair_set *p, uint64_t ino, uint64_t version)
+{
+	size_t mask = p->cap - 1;
+	size_t i = (size_t)((ino * 0x9E3779B97F4A7C15ULL ^ version) * 0xBF58476D1CE4E5B9ULL >> 20) & mask;
+	while ((p->v[2 * i] || p->v[2 * i + 1]) && (p->v[2 * i] != ino || p->v[2 * i + 1] != version))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static bool pair_has(const struct pair_set *p, uint64_t ino, uint64_t version)
+{
+	if (!p->cap)
+		return false;
+	size_t i = pair_slot(p, ino, version);
+	return p->v[2 * i] || p->v[2 * i + 1];
+}
+
+/* 1: added, 0: there already, <0: no memory */
+static int pair_add(struct pair_set *p, uint64_t ino, uint64_t version)
+{
+	if (2 * (p->n + 1) > p->cap) {
+		struct pair_set np = { calloc(p->cap ? 4 * p->cap : 128, sizeof *np.v), 0, p->cap ? 2 * p->cap : 64 };
+		if (!np.v)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->cap; i++)
+			if (p->v[2 * i] || p->v[2 * i + 1])
+				pair_add(&np, p->v[2 * i], p->v[2 * i + 1]);
+		free(p->v);
+		*p = np;
+	}
+	size_t i = pair_slot(p, ino, version);
+	if (p->v[2 * i] || p->v[2 * i + 1])
+		return 0;
+	p->v[2 * i] = ino;
+	p->v[2 * i + 1] = version;
+	p->n++;
+	return 1;
+}
+
+struct walk {
+	struct pair_set seen;
+	struct u64_vec queue; /* pairs still to visit */
+};
+
+static int walk_cb(void *arg, uint64_t ino, uint64_t version, uint64_t proc)
+{
+	struct walk *w = arg;
+	int rc = pair_add(&w->seen, ino, version);
+	if (rc <= 0)
+		return rc;
+	rc = u64_vec_push(&w->queue, ino);
+	return rc ? rc : u64_vec_push(&w->queue, version);
+}
+
+static int walk_version_cb(void *arg, const struct prov_version *pv)
+{
+	return walk_cb(arg, pv->ino, pv->version, 0);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int prov_descendants(struct store_txn *t, uint64_t ino, struct u64_vec *out)
+{
+	struct walk w = { { NULL, 0, 0 }, { NULL, 0, 0 } };
+	/* every version of ino, then down from each version reached */
+	int rc = prov_versions(t, ino, walk_version_cb, &w);
+	for (size_t i = 0; !rc && i + 1 < w.queue.n; i += 2)
+		rc = prov_derived(t, w.queue.v[i], w.queue.v[i + 1], walk_cb, &w);
+	/* the files whose newest version was reached */
+	struct u64_vec files = { NULL, 0, 0 };
+	for (size_t i = 0; !rc && i + 1 < w.queue.n; i += 2)
+		if (w.queue.v[i] != ino)
+			rc = u64_vec_push(&files, w.queue.v[i]);
+	if (!rc && files.n)
+		qsort(files.v, files.n, sizeof *files.v, u64_cmp);
+	for (size_t i = 0; !rc && i < files.n; i++) {
+		if (i && files.v[i] == files.v[i - 1])
+			continue;
+		uint64_t cur;
+		int cr = prov_current(t, files.v[i], &cur);
+		if (cr && cr != -ENOENT)
+			rc = cr;
+		else if (!cr && pair_has(&w.seen, files.v[i], cur))
+			rc = u64_vec_push(out, files.v[i]);
+	}
+	free(files.v);
+	free(w.seen.v);
+	free(w.queue.v);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- in a transaction */
 
 /* The first name of a version's file, copied into it: the store's bytes
@@ -895,6 +1106,12 @@ static int do_used(struct store_txn *t, void *arg)
 		    pv.mtime.tv_nsec != in.mtime.tv_nsec) {
 			if ((rc = new_version(t, &in, 0, NULL, &cur, NULL, 0, &pv)) ||
 			    (rc = version_put(t, &pv, NULL, 0)))
+				return rc;
+			/* a version no process is known to have written */
+			struct cl_rec cl = cl_make(CL_GENERATED, NULL, &in);
+			cl.time_ns = pv.time_ns;
+			cl.fversion = pv.version;
+			if ((rc = OPS(t)->changelog_append(t, &cl)))
 				return rc;
 		}
 		version = pv.version;

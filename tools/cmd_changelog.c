@@ -124,7 +124,9 @@ static json_t *rec_json(const struct cl_rec *r)
 		json_object_set_new(o, "argv", argv_json(r->value, r->value_len));
 		break;
 	case CL_USED: case CL_GENERATED:
-		json_object_set_new(o, "proc", json_integer((json_int_t)r->proc));
+		/* none: a version first seen, with no writer known */
+		if (r->proc)
+			json_object_set_new(o, "proc", json_integer((json_int_t)r->proc));
 		json_object_set_new(o, "file_version", json_integer((json_int_t)r->fversion));
 		json_object_set_new(o, "size", json_integer((json_int_t)r->size));
 		break;

@@ -130,7 +130,7 @@ static int find_dispatch(const struct find_request *rq, const struct target *t)
 	w.ngroups = getgroups(max > 0 ? (int)max : 65536, groups);
 	if (w.ngroups < 0)
 		w.ngroups = 0;
-	int rc = search_run(rq, &w, t->vol, committed_local, (void *)t->vol, stdout, err, sizeof err);
+	int rc = search_run(rq, &w, t->vol, NULL, committed_local, (void *)t->vol, stdout, err, sizeof err);
 	free(groups);
 	if (err[0])
 		die_msg("%s", err);

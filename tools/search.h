@@ -39,9 +39,11 @@ struct who {
 typedef int (*committed_fn)(void *arg, uint64_t *last, char *err, size_t errlen);
 
 /* Parses, runs and prints one search on out. Returns the exit status of
- * `metafs find`: 0, 1 (err says why), 2 (a bad query; err says where). */
-int search_run(const struct find_request *rq, const struct who *w, const char *vol, committed_fn committed,
-	       void *carg, FILE *out, char *err, size_t errlen);
+ * `metafs find`: 0, 1 (err says why), 2 (a bad query; err says where).
+ * v: the volume open, or NULL (opened read-only if the search needs its
+ * records: derived-from: on a backend that holds no lineage graph). */
+int search_run(const struct find_request *rq, const struct who *w, const char *vol, struct mfs_volume *v,
+	       committed_fn committed, void *carg, FILE *out, char *err, size_t errlen);
 
 /* The request on the wire: encode returns a malloc'd buffer; decode parses
  * buf in place (it moves bytes and adds NULs), so the strings

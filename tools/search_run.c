@@ -287,9 +287,37 @@ static int wait_consistent(struct idx_backend *be, const struct find_request *rq
 	return -1;
 }
 
-int search_run(const struct find_request *rq, const struct who *w, const char *vol, committed_fn committed,
-	       void *carg, FILE *out, char *err, size_t errlen)
+/* The volume's records, for derived-from: on a backend without the graph. */
+struct records {
+	const char *vol;
+	struct mfs_volume *v;
+	bool opened;
+};
+
+static int descendants(void *arg, uint64_t ino, struct u64_vec *out)
 {
+	struct records *r = arg;
+	char e[512];
+	if (!r->v) {
+		if (mfs_open(r->vol, STORE_OPEN_READONLY, &r->v, e, sizeof e)) {
+			log_error("find: cannot read the lineage records of %s: %s", r->vol, e);
+			return -EIO;
+		}
+		r->opened = true;
+	}
+	struct store_txn *t;
+	int rc = r->v->store->ops->begin_read(r->v->store, &t);
+	if (rc)
+		return rc;
+	rc = prov_descendants(t, ino, out);
+	r->v->store->ops->abort(t);
+	return rc;
+}
+
+int search_run(const struct find_request *rq, const struct who *w, const char *vol, struct mfs_volume *v,
+	       committed_fn committed, void *carg, FILE *out, char *err, size_t errlen)
+{
+	struct records recs = { vol, v, false };
 	char ipath[PATH_MAX];
 	indexer_default_path(vol, ipath, sizeof ipath);
 	struct q_node *q = NULL;
@@ -336,7 +364,8 @@ int search_run(const struct find_request *rq, const struct who *w, const char *v
 		goto out;
 	}
 	struct run r = { .be = be, .rq = rq, .who = w, .out = out };
-	struct idx_query_opts qo = { .sort = rq->sort, .reverse = rq->reverse, .under = rq->under };
+	struct idx_query_opts qo = { .sort = rq->sort, .reverse = rq->reverse, .under = rq->under,
+				     .descendants = descendants, .descendants_arg = &recs };
 	int qrc = be->ops->query(be, q, &qo, on_hit, &r);
 	fflush(out);
 	if (qrc == -EPIPE || ferror(out)) {
@@ -359,5 +388,7 @@ out:
 	q_free(q);
 	if (be)
 		be->ops->close(be);
+	if (recs.opened)
+		mfs_close(recs.v);
 	return status;
 }

@@ -218,7 +218,7 @@ static void *serve_conn(void *arg)
 	}
 	setvbuf(out, NULL, _IOFBF, 1 << 16);
 	char err[2048] = "";
-	int status = search_run(&rq, &w, s->vol, committed_store, s, out, err, sizeof err);
+	int status = search_run(&rq, &w, s->vol, s->v, committed_store, s, out, err, sizeof err);
 	bool lost = fflush(out) != 0 || ferror(out);
 	fclose(out);
 	if (!lost)

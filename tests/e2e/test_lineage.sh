@@ -262,6 +262,35 @@ fi
 found=$("$METAFS" find "$MNT" 'derived-from:/nothing/here' --consistent)
 [ -z "$found" ] || fail "derived-from a path that is not there found: $found"
 
+# derived-from: follows the newest version: a copy of d.txt derives from
+# renamed.txt (through d.txt and the deleted c.txt); made again from b.txt
+# alone, it no longer does
+cp d.txt d2.txt
+found=$("$METAFS" find "$MNT" 'derived-from:/renamed.txt name:d2.txt' --consistent)
+[ "$found" = "$MNT/d2.txt" ] || fail "a copy of d.txt is not derived from renamed.txt: $found"
+cat b.txt >d2.txt
+found=$("$METAFS" find "$MNT" 'derived-from:/renamed.txt name:d2.txt' --consistent)
+[ -z "$found" ] || fail "d2.txt made again from b.txt alone still derives from renamed.txt: $found"
+
+# cp -r inside the volume: every copy derives from what cp had read before
+# writing it (cp is one job), which the store and the index keep as counts,
+# not as an edge for every pair
+mkdir tree
+for i in $(seq -w 1 300); do echo "$i" >"tree/f$i"; done
+cp -r tree tree2
+first=$(ls -f tree | grep -v '^\.' | head -1)
+last=$(ls -f tree | grep -v '^\.' | tail -1)
+n=$("$METAFS" find "$MNT" "derived-from:/tree/$first" --consistent --count)
+[ "$n" = 300 ] || fail "derived-from the first file cp read: $n copies, expected 300"
+n=$("$METAFS" find "$MNT" "derived-from:/tree/$last" --consistent --count)
+[ "$n" = 1 ] || fail "derived-from the last file cp read: $n copies, expected 1"
+n=$("$METAFS" lineage "$MNT/tree2/$last" --depth 1 --json |
+    /usr/bin/python3 -c 'import json, sys; print(len(json.load(sys.stdin)["derived"]))')
+[ "$n" = 300 ] || fail "the last copy derives from $n files, expected all 300 cp read"
+n=$("$METAFS" lineage "$MNT/tree/$first" --down --depth 1 --json |
+    /usr/bin/python3 -c 'import json, sys; print(len(json.load(sys.stdin)["derived"]))')
+[ "$n" = 300 ] || fail "--down from the first file cp read: $n copies, expected 300"
+
 # once per process and version: reading a file twice records one use
 before=$("$METAFS" changelog "$VOL" --json | grep -c '"op":"used"')
 sh -c 'cat b.txt b.txt b.txt >/dev/null; cat b.txt >/dev/null'
@@ -339,6 +368,12 @@ n1=$("$METAFS" changelog "$VOL" --json | grep -Ec '"op":"(used|generated|process
 must_fail "$METAFS" lineage "$MNT/copy.txt"
 last_err_matches "no lineage recorded"
 unmount_volume "$MNT"
+
+# the lineage graph the indexer kept as changes came is the one a rebuild
+# from the metadata makes
+"$METAFS" fsck "$VOL" --index >"$E2E_TMP/fsck.out" 2>&1 || true
+grep -q "^index:" "$E2E_TMP/fsck.out" &&
+    fail "the index kept as changes came differs from one built afresh: $(grep '^index:' "$E2E_TMP/fsck.out" | head -5)"
 
 # the lineage index is rebuilt from the metadata
 "$METAFS" reindex "$VOL" >/dev/null 2>&1 || fail "reindex failed"
