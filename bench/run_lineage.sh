@@ -2,11 +2,18 @@
 # SPDX-License-Identifier: Apache-2.0
 # The cost of lineage capture: the same workloads on two mounts of two fresh
 # volumes, one capturing (the default) and one with -o nolineage, run in
-# turns in the same run; medians and the ratio capture/no-capture.
+# turns in the same run (which side goes first alternates each round).
 #
-#   copy   cp -r of many small files into the mount
-#   python a Python pipeline: each round reads 20 inputs and writes 5 outputs
-#   build  a C project of generated sources compiled with make -j2
+#   copy    cp -r of many small files into the mount
+#   python  a Python pipeline: each round reads 20 inputs and writes 5 outputs
+#   build   a C project of generated sources compiled with make -j2
+#   within  cp -r of the copied tree to another directory of the same mount:
+#           every copy is a use and a version (not one of the targets: it
+#           shows what lineage costs when everything read is in the volume)
+#
+# For each workload: the median wall time of each side, the median of the
+# rounds' ratios capture/off with the lowest and highest, and the ratio of
+# the daemons' CPU time. Machine-readable: bench/results/lineage.json.
 #
 # usage: bench/run_lineage.sh [--quick] [ROUNDS]
 set -euo pipefail
@@ -16,7 +23,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && { quick=1; shift; }
 rounds=${1:-$((quick ? 3 : 5))}
 files=$((quick ? 5000 : 100000))
-loops=$((quick ? 50 : 300))
+loops=$((quick ? 50 : 1000))
 units=$((quick ? 40 : 200))
 
 tmp=$(mktemp -d /tmp/metafs-bench-lineage.XXXXXX)
@@ -79,37 +86,48 @@ for r in range(loops):
             f.write("\n".join(rows[k::5]))
 PYEOF
 
+declare -A pid
 for side in on off; do
     "$METAFS" format "$tmp/vol-$side" >/dev/null
     mkdir -p "$tmp/$side"
     opts=noindex
     [ "$side" = off ] && opts=noindex,nolineage
     "$METAFS" mount "$tmp/vol-$side" "$tmp/$side" -o "$opts"
+    pid[$side]=$(pgrep -f "mount $tmp/vol-$side " | head -1)
 done
 
-declare -A times
+# the daemon's CPU time so far, in ms
+cpu_ms() {
+    awk -v t="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / t) }' "/proc/${pid[$1]}/stat"
+}
+
+declare -A times cpus
 run() {
-    local name=$1 side=$2 mnt=$tmp/$2 t0 t1
+    local name=$1 side=$2 mnt=$tmp/$2 t0 t1 c0 c1
     rm -rf "${mnt:?}/$name"
     mkdir -p "$mnt/$name"
+    case $name in
+    python) cp "$tmp"/src/in*.csv "$mnt/python/" ;;
+    build) cp "$tmp"/src/proj/* "$mnt/build/" ;;
+    within) cp -r "$tmp/src/files" "$mnt/within/src" ;;
+    esac
     sync
+    c0=$(cpu_ms "$side")
     t0=$(date +%s%N)
     case $name in
     copy) cp -r "$tmp/src/files" "$mnt/copy/" ;;
-    python)
-        cp "$tmp"/src/in*.csv "$mnt/python/"
-        t0=$(date +%s%N)
-        /usr/bin/python3 "$tmp/src/pipeline.py" "$mnt/python" "$loops" ;;
-    build)
-        cp "$tmp"/src/proj/* "$mnt/build/"
-        t0=$(date +%s%N)
-        make -s -C "$mnt/build" -j2 >/dev/null ;;
+    python) /usr/bin/python3 "$tmp/src/pipeline.py" "$mnt/python" "$loops" ;;
+    build) make -s -C "$mnt/build" -j2 >/dev/null ;;
+    within) cp -r "$mnt/within/src" "$mnt/within/dst" ;;
     esac
     t1=$(date +%s%N)
+    c1=$(cpu_ms "$side")
     times[$name.$side]+="$(((t1 - t0) / 1000000)) "
+    cpus[$name.$side]+="$((c1 - c0)) "
 }
 
-for name in copy python build; do
+workloads="copy python build within"
+for name in $workloads; do
     for r in $(seq 1 "$rounds"); do
         # alternate which side goes first
         if [ $((r % 2)) = 1 ]; then order="on off"; else order="off on"; fi
@@ -121,21 +139,31 @@ for name in copy python build; do
 done
 [ -t 2 ] && printf '\r%-70s\r' '' >&2
 
-median() {
-    tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-printf '%-8s %12s %12s %8s   %s\n' workload "capture ms" "off ms" ratio "(medians of $rounds rounds)"
-for name in copy python build; do
-    on=$(echo "${times[$name.on]}" | median)
-    off=$(echo "${times[$name.off]}" | median)
-    ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a / b }')
-    case $name in
-    copy) what="cp -r of $files small files" ;;
-    python) what="$loops rounds of 20 reads + 5 writes" ;;
-    build) what="make -j2 of $((units + 1)) C files" ;;
-    esac
-    printf '%-8s %12s %12s %8s   %s\n' "$name" "$on" "$off" "$ratio" "$what"
-done
-on_records=$("$METAFS" changelog "$tmp/vol-on" --json | grep -Ec '"op":"(used|generated|process)"' || true)
-echo "provenance records written on the capturing volume: $on_records"
+records=$("$METAFS" changelog "$tmp/vol-on" --json | grep -Ec '"op":"(used|generated|process)"|"file_version"' || true)
+mkdir -p "$here/results"
+/usr/bin/python3 - "$rounds" "$files" "$loops" "$units" "$records" "$here/results/lineage.json" <<PYEOF
+import json, statistics, sys
+rounds, files, loops, units, records, out = sys.argv[1:7]
+times = {$(for k in "${!times[@]}"; do printf '"%s": [%s], ' "$k" "$(echo ${times[$k]} | tr ' ' ',')"; done)}
+cpus = {$(for k in "${!cpus[@]}"; do printf '"%s": [%s], ' "$k" "$(echo ${cpus[$k]} | tr ' ' ',')"; done)}
+what = {"copy": "cp -r of %s small files" % files, "python": "%s rounds of 20 reads + 5 writes" % loops,
+        "build": "make -j2 of %d C files" % (int(units) + 1),
+        "within": "cp -r of %s files inside the mount" % files}
+res = {"rounds": int(rounds), "provenance_records": int(records), "workloads": {}}
+print("%-7s %10s %10s %8s %16s %9s   %s" % ("", "capture", "off", "ratio", "round ratios", "CPU ratio", ""))
+print("%-7s %10s %10s %8s %16s %9s   %s" % ("", "ms", "ms", "median", "low..high", "daemon", "(medians of %s rounds)" % rounds))
+for name in ("copy", "python", "build", "within"):
+    on, off = times[name + ".on"], times[name + ".off"]
+    ratios = sorted(a / b for a, b in zip(on, off))
+    con, coff = cpus[name + ".on"], cpus[name + ".off"]
+    cpu = statistics.median(con) / statistics.median(coff) if statistics.median(coff) else 0
+    w = {"what": what[name], "capture_ms": on, "off_ms": off, "capture_median_ms": statistics.median(on),
+         "off_median_ms": statistics.median(off), "ratio_median": statistics.median(ratios),
+         "ratio_low": ratios[0], "ratio_high": ratios[-1], "daemon_cpu_capture_ms": con,
+         "daemon_cpu_off_ms": coff, "daemon_cpu_ratio": cpu}
+    res["workloads"][name] = w
+    print("%-7s %10d %10d %8.3f %7.3f..%-7.3f %9.3f   %s" % (name, w["capture_median_ms"], w["off_median_ms"],
+          w["ratio_median"], w["ratio_low"], w["ratio_high"], cpu, what[name]))
+print("provenance records written on the capturing volume: %s" % records)
+json.dump(res, open(out, "w"), indent=1)
+PYEOF
