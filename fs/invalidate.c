@@ -252,7 +252,11 @@ static int on_record(void *arg, const struct cl_rec *r)
 	/* an id not remembered would be handled again: harmless, a second
 	 * notification */
 	(void)seen_add(iv, r->seq);
-	handle(iv, r);
+	/* this mount's own change: the kernel and the daemon know it already
+	 * (dropping the kernel's entries for it would make the kernel forget
+	 * what this mount just made, and lineage what it remembers of it) */
+	if (!r->origin || r->origin != iv->t.vol->store->session)
+		handle(iv, r);
 	iv->records++;
 	return ++iv->pass >= PASS_MAX ? 1 : 0;
 }

@@ -9,10 +9,14 @@
 #include <time.h>
 
 /* format 2 added the provenance fields (proc in the spare eighth u64, and
- * fversion after the u32s); records of format 1 still decode */
+ * fversion after the u32s); format 3 is format 2 with the origin after
+ * fversion, written only for a record that has one (a cluster volume's
+ * mount); records of format 1 still decode */
 #define CL_FORMAT 2
+#define CL_FORMAT_ORIGIN 3
 #define CL_HEADER1_LEN (2 + 8 * 8 + 4 * 10)
 #define CL_HEADER_LEN (CL_HEADER1_LEN + 8)
+#define CL_HEADER3_LEN (CL_HEADER_LEN + 8)
 
 static const char *const op_names[CL_OP_MAX] = {
 	[CL_CREATE] = "create",   [CL_MKDIR] = "mkdir",     [CL_MKNOD] = "mknod",
@@ -31,12 +35,13 @@ const char *cl_op_name(uint32_t op)
 
 int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
 {
-	size_t len = CL_HEADER_LEN + (size_t)r->name_len + r->new_name_len + r->xname_len + r->value_len;
+	size_t len = (r->origin ? CL_HEADER3_LEN : CL_HEADER_LEN) + (size_t)r->name_len + r->new_name_len +
+		     r->xname_len + r->value_len;
 	unsigned char *p = malloc(len);
 	if (!p)
 		return -ENOMEM;
 	unsigned char *q = p;
-	*q++ = CL_FORMAT;
+	*q++ = r->origin ? CL_FORMAT_ORIGIN : CL_FORMAT;
 	*q++ = (unsigned char)r->op;
 	uint64_t u64s[] = { (uint64_t)r->time_ns, r->ino, r->version, r->parent,
 			    r->new_parent, r->replaced, r->size, r->proc };
@@ -48,6 +53,10 @@ int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
 		put_le32(q, u32s[i]);
 	put_le64(q, r->fversion);
 	q += 8;
+	if (r->origin) {
+		put_le64(q, r->origin);
+		q += 8;
+	}
 	if (r->name_len)
 		memcpy(q, r->name, r->name_len), q += r->name_len;
 	if (r->new_name_len)
@@ -64,9 +73,9 @@ int cl_encode(const struct cl_rec *r, unsigned char **out, size_t *out_len)
 int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 {
 	memset(r, 0, sizeof *r);
-	if (len < CL_HEADER1_LEN || p[0] < 1 || p[0] > CL_FORMAT)
+	if (len < CL_HEADER1_LEN || p[0] < 1 || p[0] > CL_FORMAT_ORIGIN)
 		return -EINVAL;
-	size_t header = p[0] == 1 ? CL_HEADER1_LEN : CL_HEADER_LEN;
+	size_t header = p[0] == 1 ? CL_HEADER1_LEN : p[0] == CL_FORMAT ? CL_HEADER_LEN : CL_HEADER3_LEN;
 	if (len < header)
 		return -EINVAL;
 	r->op = p[1];
@@ -95,9 +104,15 @@ int cl_decode(const unsigned char *p, size_t len, struct cl_rec *r)
 	r->new_name_len = u32s[7];
 	r->xname_len = u32s[8];
 	r->value_len = u32s[9];
-	if (header == CL_HEADER_LEN) {
+	if (header >= CL_HEADER_LEN) {
 		r->fversion = get_le64(q);
 		q += 8;
+	}
+	if (header == CL_HEADER3_LEN) {
+		r->origin = get_le64(q);
+		q += 8;
+		if (!r->origin)
+			return -EINVAL; /* written as format 2 */
 	}
 	size_t need = (size_t)r->name_len + r->new_name_len + r->xname_len + r->value_len;
 	if (len - header != need || r->op == 0 || r->op >= CL_OP_MAX)

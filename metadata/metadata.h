@@ -124,6 +124,9 @@ struct cl_rec {
 	uint32_t value_len;
 	uint64_t proc; /* provenance: the process id (prov_proc.id) */
 	uint64_t fversion; /* provenance: the file version used or generated */
+	/* the mount whose change it is, on a volume several mount (struct
+	 * store's session); 0 on an embedded volume */
+	uint64_t origin;
 };
 
 const char *cl_op_name(uint32_t op);
@@ -331,6 +334,9 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	char *spec;
+	/* a store several mounts share: this open's id, which its changelog
+	 * records carry as their origin (0: none, an embedded store) */
+	uint64_t session;
 };
 
 struct store_txn {

@@ -1986,7 +1986,10 @@ static int my_changelog_append(struct store_txn *tt, const struct cl_rec *rec)
 {
 	unsigned char *data;
 	size_t len;
-	int rc = cl_encode(rec, &data, &len);
+	/* the mount's own records, which its follower passes over */
+	struct cl_rec r = *rec;
+	r.origin = MS(tt->store)->session;
+	int rc = cl_encode(&r, &data, &len);
 	if (rc)
 		return rc;
 	struct sbuf row = { 0 };
@@ -2745,6 +2748,7 @@ int mysql_store_open(const char *url, int flags, struct store **out, char *err, 
 		s->session >>= 1; /* fits a signed column too */
 		if (!s->session)
 			s->session = 1;
+		s->base.session = s->session;
 		rc = session_beat(s);
 		int64_t dead = live_since();
 		MYSQL_BIND p[1];

@@ -117,12 +117,10 @@ fi
 # to read and write it (as GNU ld does when it runs short of descriptors):
 # the empty file it made is a version it wrote, not one found without a
 # writer, whether the reopen comes before the first close's release or
-# after. On a cluster volume the mount follows its own changelog records too, and
-# the creation's drops the kernel's entry, so that the kernel soon forgets
-# the file and the mount the creator with it: only the reopen at once is
-# checked there.
+# after (on a cluster volume too, whose mount passes over its own changelog
+# records: following them, it would drop the kernel's entry the creation
+# made, and the kernel would soon forget the file, the mount its creator)
 waits="0 0.3"
-[ -n "${METAFS_TEST_MYSQL:-}" ] && waits=0
 for wait in $waits; do
     /usr/bin/python3 -c '
 import os, sys, time

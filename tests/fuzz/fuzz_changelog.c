@@ -3,7 +3,7 @@
  * refused without reading outside them, and a record that decodes must
  * encode back to the same bytes (a record of format 1, written before the
  * provenance fields, encodes as format 2) and decode again to the same
- * fields. */
+ * fields (format 3, a record with an origin, included). */
 #include "metadata.h"
 
 #include <stdint.h>
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (cl_decode(enc, len, &b))
 		abort();
-	if (a.proc != b.proc || a.fversion != b.fversion || a.seq != b.seq || a.time_ns != b.time_ns || a.op != b.op || a.ino != b.ino ||
+	if (a.proc != b.proc || a.fversion != b.fversion || a.origin != b.origin || a.seq != b.seq || a.time_ns != b.time_ns || a.op != b.op || a.ino != b.ino ||
 	    a.version != b.version || a.uid != b.uid || a.gid != b.gid || a.pid != b.pid ||
 	    a.mode != b.mode || a.parent != b.parent || a.new_parent != b.new_parent ||
 	    a.replaced != b.replaced || a.fields != b.fields || a.nlink != b.nlink || a.size != b.size ||
