@@ -67,8 +67,24 @@ struct pipe_link {
 #define PIPE_SCANNED 256
 #define RESCAN_NS 1000000000LL /* a pipe's pipeline is looked at once a second at most */
 
+/* A use whose record waits (see capture_used): p referenced. */
+struct cap_pending {
+	struct cap_proc *p;
+	uint64_t ino, version, seq;
+	int64_t time_ns;
+	bool marked_p, marked_job; /* their recorded flags were set for it */
+};
+#define PENDING_MAX 1024 /* uses waiting before the one that adds them records them */
+#define FLUSH_NS 100000000LL /* a use waits this long at most */
+
 struct capture {
 	struct mfs_volume *vol;
+	/* uses waiting to be recorded, oldest first; guarded by lock */
+	struct cap_pending *pending;
+	size_t npending, cappending;
+	pthread_t flusher;
+	bool flusher_running, stopping; /* stopping: guarded by lock */
+	pthread_cond_t flush_cv;
 	struct pipe_link links[PIPE_LINKS]; /* open addressing by out; guarded by lock */
 	size_t nlinks;
 	/* when /proc was last scanned for a process on each pipe (direct
@@ -260,6 +276,9 @@ static bool is_runner(const char *exe, const char *comm)
 
 /* ---------------------------------------------------------------- processes */
 
+static void *flusher_main(void *arg);
+static int flush_pending(struct capture *c);
+
 int capture_create(struct mfs_volume *v, struct capture **out)
 {
 	struct capture *c = calloc(1, sizeof *c);
@@ -268,6 +287,11 @@ int capture_create(struct mfs_volume *v, struct capture **out)
 	c->vol = v;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->dir_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->flush_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	c->ticks = sysconf(_SC_CLK_TCK);
 	if (c->ticks <= 0)
 		c->ticks = 100;
@@ -289,6 +313,9 @@ int capture_create(struct mfs_volume *v, struct capture **out)
 		if (c->pidfd_max > TID_MAX)
 			c->pidfd_max = TID_MAX;
 	}
+	/* only a volume no other mount changes defers uses (capture_used's
+	 * trust), but the thread costs nothing while none waits */
+	c->flusher_running = pthread_create(&c->flusher, NULL, flusher_main, c) == 0;
 	*out = c;
 	return 0;
 }
@@ -658,7 +685,21 @@ void capture_destroy(struct capture *c)
 {
 	if (!c)
 		return;
+	if (c->flusher_running) {
+		pthread_mutex_lock(&c->lock);
+		c->stopping = true;
+		pthread_cond_signal(&c->flush_cv);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->flusher, NULL);
+	}
+	/* what still waits, then what cannot be recorded is dropped */
+	flush_pending(c);
 	pthread_mutex_lock(&c->lock);
+	if (c->npending)
+		log_error("lineage: %zu uses of files could not be recorded", c->npending);
+	for (size_t i = 0; i < c->npending; i++)
+		proc_unref(c, c->pending[i].p);
+	free(c->pending);
 	sweep_tids(c);
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; i < DIR_SLOTS; i++) {
@@ -671,6 +712,7 @@ void capture_destroy(struct capture *c)
 	}
 	/* processes still referenced by open handles are freed with them */
 	pthread_mutex_destroy(&c->dir_lock);
+	pthread_cond_destroy(&c->flush_cv);
 	free(c);
 }
 
@@ -722,6 +764,115 @@ static void used_add(struct used_set *s, uint64_t ino, uint64_t version)
 	}
 }
 
+/* ---------------------------------------------------------------- uses waiting */
+
+void capture_take_uses(struct capture *c, struct cap_uses *u)
+{
+	*u = (struct cap_uses){ NULL, 0, NULL };
+	pthread_mutex_lock(&c->lock);
+	size_t n = c->npending;
+	struct prov_use_rec *recs = n ? malloc(n * sizeof *recs) : NULL;
+	if (recs) {
+		u->taken = c->pending;
+		u->n = n;
+		u->uses = recs;
+		c->pending = NULL;
+		c->npending = c->cappending = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct cap_pending *w = &u->taken[i];
+			struct cap_proc *job = w->p->job ? w->p->job : w->p;
+			/* the first of them to name a process not yet recorded
+			 * writes its record */
+			w->marked_p = !w->p->recorded;
+			w->p->recorded = true;
+			w->marked_job = job != w->p && !job->recorded;
+			job->recorded = true;
+			recs[i] = (struct prov_use_rec){ &w->p->p, &job->p, w->ino, w->version, w->seq, w->time_ns,
+							 w->marked_p, w->marked_job };
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void capture_uses_done(struct capture *c, struct cap_uses *u, int rc)
+{
+	if (!u->n)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (rc) {
+		/* not recorded: they wait again, ahead of those added since */
+		size_t n = u->n + c->npending;
+		struct cap_pending *v = malloc(n * sizeof *v);
+		for (size_t i = 0; v && i < u->n; i++) {
+			struct cap_pending *w = &u->taken[i];
+			struct cap_proc *job = w->p->job ? w->p->job : w->p;
+			if (w->marked_p)
+				w->p->recorded = false;
+			if (w->marked_job)
+				job->recorded = false;
+			v[i] = *w;
+		}
+		if (v) {
+			if (c->npending)
+				memcpy(v + u->n, c->pending, c->npending * sizeof *v);
+			free(c->pending);
+			c->pending = v;
+			c->npending = c->cappending = n;
+			free(u->taken);
+		} else {
+			for (size_t i = 0; i < u->n; i++)
+				proc_unref(c, u->taken[i].p);
+			free(u->taken);
+			log_error("lineage: %zu uses of files could not be recorded: out of memory", u->n);
+		}
+	} else {
+		for (size_t i = 0; i < u->n; i++)
+			proc_unref(c, u->taken[i].p);
+		free(u->taken);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(u->uses);
+	*u = (struct cap_uses){ NULL, 0, NULL };
+}
+
+/* Records the uses that wait, in one transaction; 0, or why not (they
+ * wait again). */
+static int flush_pending(struct capture *c)
+{
+	struct cap_uses u;
+	capture_take_uses(c, &u);
+	if (!u.n)
+		return 0;
+	int rc = ns_prov_uses(c->vol, u.uses, u.n);
+	if (rc)
+		log_error("lineage: cannot record %zu uses of files (they wait): %s", u.n, strerror(-rc));
+	capture_uses_done(c, &u, rc);
+	return rc;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct capture *c = arg;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += FLUSH_NS;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->flush_cv, &c->lock, &until);
+		if (c->npending && !c->stopping) {
+			pthread_mutex_unlock(&c->lock);
+			flush_pending(c);
+			pthread_mutex_lock(&c->lock);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
 int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust, uint64_t *version)
 {
 	struct cap_proc *job = p->job ? p->job : p;
@@ -730,6 +881,17 @@ int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust
 	/* numbered now, in the order the uses are made: a version the job
 	 * writes counts the uses numbered before its close */
 	uint64_t seq = had ? 0 : ++job->useq;
+	if (!had && trust && *version &&
+	    !mfs_array_reserve(&c->pending, &c->cappending, c->npending, sizeof *c->pending)) {
+		/* a version known: its use is recorded with the next version
+		 * made here (which may derive from it), or by the flusher */
+		c->pending[c->npending++] = (struct cap_pending){ p, ino, *version, seq, mfs_now_ns(), false, false };
+		p->refs++;
+		used_add(&p->used, ino, *version);
+		bool full = c->npending >= PENDING_MAX;
+		pthread_mutex_unlock(&c->lock);
+		return full ? flush_pending(c) : 0;
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (had)
 		return 0;

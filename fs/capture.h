@@ -62,8 +62,20 @@ void capture_invalidate(struct capture *c);
  * that version when the caller knows it (0 if not), and the one recorded on
  * return; a version p has used already costs no transaction. trust: the
  * number given may be recorded without a look in the store (only this
- * mount changes the volume). */
+ * mount changes the volume); such a use waits to be recorded with the next
+ * version made here, or by itself within a tenth of a second. */
 int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust, uint64_t *version);
+
+/* The uses waiting to be recorded, taken for the caller's transaction
+ * (uses, n of them: for prov_gen); capture_uses_done says how it went
+ * (not committed: they wait again). */
+struct cap_uses {
+	struct prov_use_rec *uses;
+	size_t n;
+	struct cap_pending *taken; /* private to capture.c */
+};
+void capture_take_uses(struct capture *c, struct cap_uses *u);
+void capture_uses_done(struct capture *c, struct cap_uses *u, int rc);
 
 /* Whether a name is noise that is never recorded: version-control and
  * cache directories (.git, __pycache__ ...) and editor swap files. */

@@ -384,7 +384,16 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 	/* only this daemon makes versions of a volume it does not share */
 	g.current_known = n->vlast_known && !fs->shared;
 	g.current = n->vlast;
+	/* the uses waiting to be recorded go first, in the same transaction:
+	 * the version may derive from some of them */
+	struct cap_uses waiting = { NULL, 0, NULL };
+	if (h->nwriters) {
+		capture_take_uses(fs->cap, &waiting);
+		g.uses = waiting.uses;
+		g.nuses = waiting.n;
+	}
 	int rc = commit_locked(fs, n, &g);
+	capture_uses_done(fs->cap, &waiting, rc);
 	capture_gen_done(h->writers, h->nwriters, rc);
 	for (size_t i = 0; i < nf; i++)
 		capture_put(fs->cap, feeders[i]);
@@ -782,6 +791,11 @@ static struct handle *open_handle(struct mfs_fs *fs, struct node *n, const struc
 		pthread_mutex_lock(&n->lock);
 		settle_locked(fs, n);
 		uint64_t version = n->pversion, gen = n->content_gen;
+		/* content whose version is not known may get one from the use
+		 * (one first seen): until the use is done, a close here looks
+		 * the newest number up instead of taking it from the node */
+		if (!version)
+			n->vlast_known = false;
 		pthread_mutex_unlock(&n->lock);
 		int rc = capture_used(fs->cap, h->opener, n->ino, !fs->shared, &version);
 		if (rc)

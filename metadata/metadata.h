@@ -535,6 +535,17 @@ struct prov_job_uses {
 	uint64_t job, uses;
 };
 
+/* A use recorded after the fact, with others (ns_prov_uses) or in the
+ * transaction of a version (prov_gen.uses): proc, of job `job`, used
+ * ino@version at time_ns, the job's seq-th use; record_proc, record_job:
+ * write their records too. */
+struct prov_use_rec {
+	const struct prov_proc *proc, *job;
+	uint64_t ino, version, seq;
+	int64_t time_ns;
+	bool record_proc, record_job;
+};
+
 /* The writers of a file whose handle is being closed. record[i] asks for
  * procs[i]'s own record to be written in the same transaction (the
  * writers' jobs have been recorded with their first use). */
@@ -557,6 +568,9 @@ struct prov_gen {
 	 * since it learnt the number); otherwise it is looked up */
 	bool current_known;
 	uint64_t current;
+	/* uses to record first, in the same transaction (any processes') */
+	const struct prov_use_rec *uses;
+	size_t nuses;
 };
 
 /* Process p (of job `job`, which is p itself or an ancestor) used the
@@ -570,6 +584,9 @@ struct prov_gen {
  * use of one version records nothing. */
 int ns_prov_used(struct mfs_volume *v, const struct prov_proc *p, const struct prov_proc *job,
 		 const bool record[2], uint64_t ino, uint64_t seq, uint64_t *version);
+/* Records uses of versions whose numbers the caller knows, in one
+ * transaction (see prov_use_rec). */
+int ns_prov_uses(struct mfs_volume *v, const struct prov_use_rec *u, size_t n);
 /* Commits buffered writes like ns_write and, in the same transaction, the
  * new version they close (gen may be NULL: no version). With n == 0 only
  * the version is made. */

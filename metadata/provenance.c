@@ -1019,13 +1019,82 @@ static int append_file_rec(struct store_txn *t, uint32_t op, int64_t time_ns, co
 	return OPS(t)->changelog_append(t, &cl);
 }
 
+/* A use's records (in is the file, as it is now): the processes' own
+ * when asked, and unless proc used that version before, the use, the job's
+ * seq-th use and the other way, for the walk down, and its changelog
+ * record. */
+static int use_records(struct store_txn *t, const struct prov_use_rec *u, const struct inode_rec *in)
+{
+	int rc;
+	if (u->record_proc && (rc = proc_put(t, u->proc)))
+		return rc;
+	if (u->job != u->proc && u->record_job && (rc = proc_put(t, u->job)))
+		return rc;
+	unsigned char k[PROV_KEY_MAX], v[32];
+	uint64_t key[3] = { u->proc->id, u->ino, u->version };
+	/* once per process and version, however often it opens the file */
+	void *had;
+	size_t hlen;
+	rc = OPS(t)->prov_get(t, k, key_n(k, 'u', key, 3), &had, &hlen, false);
+	if (rc == 0) {
+		free(had);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	put_le64(v, u->proc->id);
+	put_le64(v + 8, (uint64_t)u->time_ns);
+	put_le64(v + 16, u->job->id);
+	put_le64(v + 24, u->seq);
+	if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', key, 3), v, sizeof v)))
+		return rc;
+	if (u->seq) {
+		uint64_t uk[2] = { u->job->id, u->seq };
+		unsigned char uv[32];
+		put_le64(uv, u->ino);
+		put_le64(uv + 8, u->version);
+		put_le64(uv + 16, u->proc->id);
+		put_le64(uv + 24, (uint64_t)u->time_ns);
+		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'U', uk, 2), uv, sizeof uv)))
+			return rc;
+		uint64_t r[4] = { u->ino, u->version, u->job->id, u->seq };
+		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'R', r, 4), v, 16)))
+			return rc;
+	}
+	return append_file_rec(t, CL_USED, u->time_ns, in, u->proc, u->version);
+}
+
+/* Uses recorded together, each with the file as it is now (a file gone
+ * meanwhile is named by its number alone). */
+static int batch_uses(struct store_txn *t, const struct prov_use_rec *u, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct inode_rec in;
+		rc = OPS(t)->inode_get(t, u[i].ino, &in, false);
+		if (rc == -ENOENT) {
+			memset(&in, 0, sizeof in);
+			in.ino = u[i].ino;
+			in.mode = S_IFREG;
+			rc = 0;
+		}
+		if (!rc)
+			rc = use_records(t, &u[i], &in);
+	}
+	return rc;
+}
+
 #define GEN_JOBS 32 /* writers and feeders: at most 8 + 16 */
 
 int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const struct prov_gen *g,
 		      const struct ns_extent *ext, size_t n, struct cl_rec *wrec, uint64_t *version)
 {
+	/* uses recorded for later, which the version may derive from */
+	int rc = batch_uses(t, g->uses, g->nuses);
+	if (rc)
+		return rc;
 	struct prov_version pv;
-	int rc = new_version(t, in, g->parent, g->name, g->current_known ? &g->current : NULL, ext, n, &pv);
+	rc = new_version(t, in, g->parent, g->name, g->current_known ? &g->current : NULL, ext, n, &pv);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < g->n && pv.ngen < MFS_ARRAY_LEN(pv.gen); i++)
@@ -1070,6 +1139,23 @@ int prov_txn_generate(struct store_txn *t, const struct inode_rec *in, const str
 	if (!rc && version)
 		*version = pv.version;
 	return rc;
+}
+
+struct uses_args {
+	const struct prov_use_rec *u;
+	size_t n;
+};
+
+static int do_uses(struct store_txn *t, void *arg)
+{
+	struct uses_args *a = arg;
+	return batch_uses(t, a->u, a->n);
+}
+
+int ns_prov_uses(struct mfs_volume *v, const struct prov_use_rec *u, size_t n)
+{
+	struct uses_args a = { u, n };
+	return n ? ns_txn_run(v, do_uses, &a) : 0;
 }
 
 struct used_args {
@@ -1117,44 +1203,8 @@ static int do_used(struct store_txn *t, void *arg)
 		version = pv.version;
 	}
 	a->version = version;
-	if (a->record[0] && (rc = proc_put(t, a->p)))
-		return rc;
-	if (a->job != a->p && a->record[1] && (rc = proc_put(t, a->job)))
-		return rc;
-	unsigned char k[PROV_KEY_MAX], v[32];
-	int64_t now = mfs_now_ns();
-	uint64_t u[3] = { a->p->id, a->ino, version };
-	/* once per process and version, however often it opens the file */
-	void *had;
-	size_t hlen;
-	rc = OPS(t)->prov_get(t, k, key_n(k, 'u', u, 3), &had, &hlen, false);
-	if (rc == 0) {
-		free(had);
-		return 0;
-	}
-	if (rc != -ENOENT)
-		return rc;
-	put_le64(v, a->p->id);
-	put_le64(v + 8, (uint64_t)now);
-	put_le64(v + 16, a->job->id);
-	put_le64(v + 24, a->seq);
-	if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'u', u, 3), v, sizeof v)))
-		return rc;
-	if (a->seq) {
-		/* the job's seq-th use, and the other way, for the walk down */
-		uint64_t uk[2] = { a->job->id, a->seq };
-		unsigned char uv[32];
-		put_le64(uv, a->ino);
-		put_le64(uv + 8, version);
-		put_le64(uv + 16, a->p->id);
-		put_le64(uv + 24, (uint64_t)now);
-		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'U', uk, 2), uv, sizeof uv)))
-			return rc;
-		uint64_t r[4] = { a->ino, version, a->job->id, a->seq };
-		if ((rc = OPS(t)->prov_put(t, k, key_n(k, 'R', r, 4), v, 16)))
-			return rc;
-	}
-	return append_file_rec(t, CL_USED, now, &in, a->p, version);
+	struct prov_use_rec u = { a->p, a->job, a->ino, version, a->seq, mfs_now_ns(), a->record[0], a->record[1] };
+	return use_records(t, &u, &in);
 }
 
 int ns_prov_used(struct mfs_volume *v, const struct prov_proc *p, const struct prov_proc *job,

@@ -289,10 +289,19 @@ n=$("$METAFS" lineage "$MNT/tree/$first" --down --depth 1 --json |
     /usr/bin/python3 -c 'import json, sys; print(len(json.load(sys.stdin)["derived"]))')
 [ "$n" = 300 ] || fail "--down from the first file cp read: $n copies, expected 300"
 
-# once per process and version: reading a file twice records one use
-before=$("$METAFS" changelog "$VOL" --json | grep -c '"op":"used"')
+# once per process and version: reading a file twice records one use. A
+# use of a version the mount knows waits to be recorded with the next
+# version made, or at most a tenth of a second: give it a moment
+used_records() { "$METAFS" changelog "$VOL" --json | grep -c '"op":"used"'; }
+before=$(used_records)
 sh -c 'cat b.txt b.txt b.txt >/dev/null; cat b.txt >/dev/null'
-after=$("$METAFS" changelog "$VOL" --json | grep -c '"op":"used"')
+for _ in $(seq 1 20); do
+    after=$(used_records)
+    [ $((after - before)) -ge 2 ] && break
+    sleep 0.1
+done
+sleep 0.3
+after=$(used_records)
 [ $((after - before)) = 2 ] || fail "two processes reading one version gave $((after - before)) used records"
 
 # pid reuse: a new process with the pid of one that wrote before is another
