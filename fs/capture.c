@@ -64,6 +64,7 @@ struct pipe_link {
 	uint64_t out, in;
 };
 #define PIPE_LINKS 4096
+#define PIPE_SLOTS 1024
 #define PIPE_SCANNED 256
 #define RESCAN_NS 1000000000LL /* a pipe's pipeline is looked at once a second at most */
 
@@ -98,6 +99,9 @@ struct capture {
 	struct tid_ent *tids[TID_SLOTS];
 	size_t ntids;
 	struct cap_proc *procs[PROC_SLOTS]; /* by pid */
+	/* those whose standard output is a pipe, by pipe: the processes
+	 * feeding a pipe another one reads */
+	struct cap_proc *by_pipe[PIPE_SLOTS];
 	int64_t boot_ns; /* wall clock at boot, for start times */
 	long ticks;
 	pid_t self;
@@ -331,6 +335,13 @@ static void proc_unref(struct capture *c, struct cap_proc *p)
 			pp = &(*pp)->next;
 		if (*pp)
 			*pp = p->next;
+		if (p->pipe_out) {
+			pp = &c->by_pipe[p->pipe_out % PIPE_SLOTS];
+			while (*pp && *pp != p)
+				pp = &(*pp)->next_pipe;
+			if (*pp)
+				*pp = p->next_pipe;
+		}
 		struct cap_proc *job = p->job;
 		proc_free(c, p);
 		p = job;
@@ -553,6 +564,11 @@ static struct cap_proc *proc_read(struct capture *c, uint32_t pid, int depth)
 	struct cap_proc **slot = &c->procs[pid % PROC_SLOTS];
 	p->next = *slot;
 	*slot = p;
+	if (p->pipe_out) {
+		slot = &c->by_pipe[p->pipe_out % PIPE_SLOTS];
+		p->next_pipe = *slot;
+		*slot = p;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return p;
 }
@@ -929,12 +945,9 @@ size_t capture_feeders(struct capture *c, struct cap_proc *const *writers, size_
 				break;
 			pipes[np++] = pi;
 		}
-		for (size_t i = 0; i < PROC_SLOTS && nf < max && np; i++) {
-			for (struct cap_proc *p = c->procs[i]; p && nf < max; p = p->next) {
-				bool fed = false;
-				for (size_t k = 0; k < np && !fed; k++)
-					fed = p->pipe_out == pipes[k];
-				if (!fed || p == w || p == opener)
+		for (size_t pk = 0; pk < np && nf < max; pk++) {
+			for (struct cap_proc *p = c->by_pipe[pipes[pk] % PIPE_SLOTS]; p && nf < max; p = p->next_pipe) {
+				if (p->pipe_out != pipes[pk] || p == w || p == opener)
 					continue;
 				bool dup = false;
 				for (size_t k = 0; k < n && !dup; k++)

@@ -40,7 +40,8 @@ struct cap_proc {
 	/* as a job: the number of the last use its processes recorded (the
 	 * store keeps the uses in that order) */
 	uint64_t useq;
-	struct cap_proc *next;
+	struct cap_proc *next; /* in its pid's chain */
+	struct cap_proc *next_pipe; /* in its standard output pipe's chain */
 };
 
 int capture_create(struct mfs_volume *v, struct capture **out);
