@@ -74,6 +74,7 @@ struct cap_pending {
 	uint64_t ino, version, seq;
 	int64_t time_ns;
 	bool marked_p, marked_job; /* their recorded flags were set for it */
+	bool fresh; /* p's memory of its uses says it is its first */
 };
 #define PENDING_MAX 1024 /* uses waiting before the one that adds them records them */
 #define FLUSH_NS 100000000LL /* a use waits this long at most */
@@ -761,11 +762,12 @@ static void used_add(struct used_set *s, uint64_t ino, uint64_t version)
 			if (s->cap)
 				memset(s->v, 0, s->cap * 2 * sizeof *s->v);
 			s->n = 0;
+			s->forgot = true;
 			if (!s->cap)
 				return;
 		} else {
 			struct used_set old = *s;
-			*s = (struct used_set){ v, 0, cap };
+			*s = (struct used_set){ v, 0, cap, old.forgot };
 			for (size_t i = 0; i < old.cap; i++)
 				if (old.v[2 * i])
 					used_add(s, old.v[2 * i], old.v[2 * i + 1]);
@@ -804,7 +806,7 @@ void capture_take_uses(struct capture *c, struct cap_uses *u)
 			w->marked_job = job != w->p && !job->recorded;
 			job->recorded = true;
 			recs[i] = (struct prov_use_rec){ &w->p->p, &job->p, w->ino, w->version, w->seq, w->time_ns,
-							 w->marked_p, w->marked_job };
+							 w->marked_p, w->marked_job, w->fresh };
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -901,7 +903,8 @@ int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust
 	    !mfs_array_reserve(&c->pending, &c->cappending, c->npending, sizeof *c->pending)) {
 		/* a version known: its use is recorded with the next version
 		 * made here (which may derive from it), or by the flusher */
-		c->pending[c->npending++] = (struct cap_pending){ p, ino, *version, seq, mfs_now_ns(), false, false };
+		c->pending[c->npending++] =
+			(struct cap_pending){ p, ino, *version, seq, mfs_now_ns(), false, false, !p->used.forgot };
 		p->refs++;
 		used_add(&p->used, ino, *version);
 		bool full = c->npending >= PENDING_MAX;

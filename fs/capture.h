@@ -36,6 +36,7 @@ struct cap_proc {
 	struct used_set {
 		uint64_t *v; /* (ino, version) pairs, open addressing */
 		size_t n, cap;
+		bool forgot; /* it was full once and started again */
 	} used;
 	/* as a job: the number of the last use its processes recorded (the
 	 * store keeps the uses in that order) */

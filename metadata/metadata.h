@@ -538,12 +538,13 @@ struct prov_job_uses {
 /* A use recorded after the fact, with others (ns_prov_uses) or in the
  * transaction of a version (prov_gen.uses): proc, of job `job`, used
  * ino@version at time_ns, the job's seq-th use; record_proc, record_job:
- * write their records too. */
+ * write their records too. fresh: the caller knows proc had not used that
+ * version (no look in the store for an earlier use). */
 struct prov_use_rec {
 	const struct prov_proc *proc, *job;
 	uint64_t ino, version, seq;
 	int64_t time_ns;
-	bool record_proc, record_job;
+	bool record_proc, record_job, fresh;
 };
 
 /* The writers of a file whose handle is being closed. record[i] asks for

@@ -1035,7 +1035,7 @@ static int use_records(struct store_txn *t, const struct prov_use_rec *u, const 
 	/* once per process and version, however often it opens the file */
 	void *had;
 	size_t hlen;
-	rc = OPS(t)->prov_get(t, k, key_n(k, 'u', key, 3), &had, &hlen, false);
+	rc = u->fresh ? -ENOENT : OPS(t)->prov_get(t, k, key_n(k, 'u', key, 3), &had, &hlen, false);
 	if (rc == 0) {
 		free(had);
 		return 0;
@@ -1203,7 +1203,8 @@ static int do_used(struct store_txn *t, void *arg)
 		version = pv.version;
 	}
 	a->version = version;
-	struct prov_use_rec u = { a->p, a->job, a->ino, version, a->seq, mfs_now_ns(), a->record[0], a->record[1] };
+	struct prov_use_rec u = { a->p, a->job, a->ino, version, a->seq, mfs_now_ns(), a->record[0], a->record[1],
+				  false };
 	return use_records(t, &u, &in);
 }
 

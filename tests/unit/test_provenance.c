@@ -723,6 +723,58 @@ static void test_known_numbers(struct mfs_volume *v)
 	CHECK(e.n == 1 && edge_is(&e, 0, f2, 1, Z.id), "known11b@1 derives from it (%d)", e.n);
 }
 
+/* 12. uses recorded after the fact: together, and in a version's
+ * transaction, which derives from them */
+static void test_later_uses(struct mfs_volume *v)
+{
+	uint64_t fa = mkfile(v, ROOT, "later-a"), fb = mkfile(v, ROOT, "later-b"), fo = mkfile(v, ROOT, "later-out");
+	struct prov_proc Z = mkproc(v, 801, "/usr/bin/cat", "cat\0", 4, 0);
+	const struct prov_proc *procs[] = { &Z };
+	const bool rec0[] = { true };
+	struct prov_gen g0 = { .procs = procs, .record = rec0, .n = 1 };
+	uint64_t va = 0, vb = 0;
+	CHECK_RC(put_gen(v, fa, 0, "a", 1, &g0, &va), 0, "later-a@1");
+	CHECK_RC(put_gen(v, fb, 0, "b", 1, &g0, &vb), 0, "later-b@1");
+	struct prov_proc R = mkproc(v, 802, "/usr/bin/sort", "sort\0", 5, 0);
+	/* two uses recorded together, the second one again (not fresh: the
+	 * store is asked, and records it once) */
+	struct prov_use_rec u[] = {
+		{ &R, &R, fa, va, ++*seq_of(R.id), 1, true, false, true },
+		{ &R, &R, fa, va, ++*seq_of(R.id), 2, false, false, false },
+	};
+	CHECK_RC(ns_prov_uses(v, u, 2), 0, "two uses recorded together");
+	struct edges e;
+	CHECK_RC(read_edges(v, USED_BY, R.id, 0, &e), 0, "prov_used_by R");
+	CHECK(e.n == 1 && edge_is(&e, 0, fa, va, R.id), "R used later-a@1, once (%d)", e.n);
+	struct prov_proc got;
+	CHECK_RC(read_proc(v, R.id, &got), 0, "R's record came with its first use");
+	prov_proc_free(&got);
+	/* a use of b waiting, recorded in the transaction of the version it
+	 * is a source of */
+	struct prov_use_rec w[] = { { &R, &R, fb, vb, ++*seq_of(R.id), 3, false, false, true } };
+	const struct prov_job_uses jobs[] = { uses_of(&R) };
+	const bool rec1[] = { false };
+	struct prov_gen g = { .procs = (const struct prov_proc *const[]){ &R }, .record = rec1, .n = 1, .jobs = jobs,
+			      .njobs = 1, .uses = w, .nuses = 1 };
+	uint64_t vo = 0;
+	CHECK_RC(put_gen(v, fo, 0, "out", 3, &g, &vo), 0, "R writes later-out, its use of b waiting till then");
+	CHECK_RC(read_edges(v, SOURCES, fo, vo, &e), 0, "prov_sources later-out@1");
+	CHECK(e.n == 2 && edge_is(&e, 0, fa, va, R.id) && edge_is(&e, 1, fb, vb, R.id),
+	      "later-out@1 derives from a and b (%d edges)", e.n);
+	CHECK_RC(read_edges(v, DERIVED, fb, vb, &e), 0, "prov_derived later-b@1");
+	CHECK(e.n == 1 && edge_is(&e, 0, fo, vo, R.id), "later-b@1 is a source of later-out@1 (%d)", e.n);
+	/* a use of a file removed meanwhile is recorded still */
+	uint64_t fc = mkfile(v, ROOT, "later-c");
+	uint64_t vc = 0;
+	CHECK_RC(put_gen(v, fc, 0, "c", 1, &g0, &vc), 0, "later-c@1");
+	CHECK_RC(ns_unlink(v, &C, ROOT, "later-c", NULL), 0, "remove later-c");
+	CHECK_RC(ns_reclaim(v, fc), 0, "free later-c");
+	struct prov_use_rec x[] = { { &R, &R, fc, vc, ++*seq_of(R.id), 4, false, false, true } };
+	CHECK_RC(ns_prov_uses(v, x, 1), 0, "a use of a file gone since");
+	CHECK_RC(read_edges(v, USED_BY, R.id, 0, &e), 0, "prov_used_by R");
+	CHECK(e.n == 3, "R used a, b and the removed c (%d)", e.n);
+}
+
 int main(void)
 {
 	char dir[256];
@@ -740,6 +792,7 @@ int main(void)
 	test_list_layout(v);
 	test_copy_job(v);
 	test_known_numbers(v);
+	test_later_uses(v);
 	mfs_close(v);
 	t_rmrf(dir);
 	return t_done();
