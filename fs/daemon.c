@@ -376,6 +376,12 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 	bool record[HANDLE_WRITERS];
 	struct cap_proc *feeders[CAPTURE_FEEDERS];
 	struct prov_job_uses jobs[HANDLE_WRITERS + CAPTURE_FEEDERS];
+	/* the uses waiting to be recorded go first, in the same transaction
+	 * (the version may derive from some of them), taken first: a writer
+	 * whose record comes with one of its uses is not recorded twice */
+	struct cap_uses waiting = { NULL, 0, NULL };
+	if (h->nwriters)
+		capture_take_uses(fs->cap, &waiting);
 	size_t nf = capture_feeders(fs->cap, h->writers, h->nwriters, h->opener, feeders, CAPTURE_FEEDERS);
 	struct prov_gen g;
 	capture_gen(fs->cap, h->writers, h->nwriters, feeders, nf, procs, record, jobs, &g);
@@ -384,14 +390,8 @@ static int flush_handle_locked(struct mfs_fs *fs, struct node *n, struct handle 
 	/* only this daemon makes versions of a volume it does not share */
 	g.current_known = n->vlast_known && !fs->shared;
 	g.current = n->vlast;
-	/* the uses waiting to be recorded go first, in the same transaction:
-	 * the version may derive from some of them */
-	struct cap_uses waiting = { NULL, 0, NULL };
-	if (h->nwriters) {
-		capture_take_uses(fs->cap, &waiting);
-		g.uses = waiting.uses;
-		g.nuses = waiting.n;
-	}
+	g.uses = waiting.uses;
+	g.nuses = waiting.n;
 	int rc = commit_locked(fs, n, &g);
 	capture_uses_done(fs->cap, &waiting, rc);
 	capture_gen_done(h->writers, h->nwriters, rc);

@@ -304,6 +304,15 @@ sleep 0.3
 after=$(used_records)
 [ $((after - before)) = 2 ] || fail "two processes reading one version gave $((after - before)) used records"
 
+# each process is recorded once, however many of its uses and versions
+# were recorded in how many transactions
+"$METAFS" changelog "$VOL" --json | /usr/bin/python3 -c '
+import collections, json, sys
+n = collections.Counter(r["proc"] for r in map(json.loads, sys.stdin) if r["op"] == "process")
+twice = {p: c for p, c in n.items() if c > 1}
+assert n and not twice, "processes recorded more than once: %s" % twice
+' || fail "a process has more than one record"
+
 # pid reuse: a new process with the pid of one that wrote before is another
 # process (its start time differs), and does not inherit its uses
 if [ -w /proc/sys/kernel/ns_last_pid ]; then
