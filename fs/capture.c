@@ -77,7 +77,8 @@ struct cap_pending {
 	bool fresh; /* p's memory of its uses says it is its first */
 };
 #define PENDING_MAX 1024 /* uses waiting before the one that adds them records them */
-#define FLUSH_NS 100000000LL /* a use waits this long at most */
+#define PENDING_LIMIT 65536 /* past this many (the store failing), uses are not deferred */
+#define FLUSH_NS 100000000LL /* a use waits this long at most (the store working) */
 
 struct capture {
 	struct mfs_volume *vol;
@@ -871,19 +872,18 @@ static int flush_pending(struct capture *c)
 static void *flusher_main(void *arg)
 {
 	struct capture *c = arg;
+	unsigned fails = 0; /* in a row: the wait doubles, to 6.4 s */
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping) {
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += FLUSH_NS;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		int64_t ns = until.tv_nsec + (FLUSH_NS << (fails < 6 ? fails : 6));
+		until.tv_sec += (time_t)(ns / 1000000000LL);
+		until.tv_nsec = (long)(ns % 1000000000LL);
 		pthread_cond_timedwait(&c->flush_cv, &c->lock, &until);
 		if (c->npending && !c->stopping) {
 			pthread_mutex_unlock(&c->lock);
-			flush_pending(c);
+			fails = flush_pending(c) ? fails + 1 : 0;
 			pthread_mutex_lock(&c->lock);
 		}
 	}
@@ -899,7 +899,7 @@ int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust
 	/* numbered now, in the order the uses are made: a version the job
 	 * writes counts the uses numbered before its close */
 	uint64_t seq = had ? 0 : ++job->useq;
-	if (!had && trust && *version &&
+	if (!had && trust && *version && c->npending < PENDING_LIMIT &&
 	    !mfs_array_reserve(&c->pending, &c->cappending, c->npending, sizeof *c->pending)) {
 		/* a version known: its use is recorded with the next version
 		 * made here (which may derive from it), or by the flusher */
@@ -909,7 +909,9 @@ int capture_used(struct capture *c, struct cap_proc *p, uint64_t ino, bool trust
 		used_add(&p->used, ino, *version);
 		bool full = c->npending >= PENDING_MAX;
 		pthread_mutex_unlock(&c->lock);
-		return full ? flush_pending(c) : 0;
+		if (full)
+			flush_pending(c); /* says why when it cannot; they wait */
+		return 0;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (had)
