@@ -11,16 +11,32 @@
 #           every copy is a use and a version (not one of the targets: it
 #           shows what lineage costs when everything read is in the volume)
 #
-# For each workload: the median wall time of each side, the median of the
+# Each round runs each workload three times: on one side, then the other
+# (which goes first alternates), then on both at the same moment, so that
+# both meet the same machine: on a shared machine whose speed drifts from
+# minute to minute, that ratio is the steadier one. Before each, both
+# daemons are let go idle (their flushes and compactions done). For each
+# workload and way: the median wall time of each side, the median of the
 # rounds' ratios capture/off with the lowest and highest, and the ratio of
 # the daemons' CPU time. Machine-readable: bench/results/lineage.json.
 #
-# usage: bench/run_lineage.sh [--quick] [ROUNDS]
+# usage: bench/run_lineage.sh [--quick] [--workloads copy,python,build,within] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 METAFS=${METAFS:-$here/../build/tools/metafs}
 quick=0
-[ "${1:-}" = "--quick" ] && { quick=1; shift; }
+workloads="copy python build within"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) quick=1 ;;
+    --workloads) workloads=${2//,/ }; shift ;;
+    *) break ;;
+    esac
+    shift
+done
+for w in $workloads; do
+    case $w in copy | python | build | within) ;; *) echo "run_lineage.sh: no workload '$w'" >&2; exit 2 ;; esac
+done
 rounds=${1:-$((quick ? 3 : 5))}
 files=$((quick ? 5000 : 100000))
 loops=$((quick ? 50 : 1000))
@@ -101,9 +117,20 @@ cpu_ms() {
     awk -v t="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / t) }' "/proc/${pid[$1]}/stat"
 }
 
+# waits (a minute at most) until neither daemon used 20 ms of CPU in 0.5 s
+quiesce() {
+    local a b
+    for _ in $(seq 1 120); do
+        a=$(($(cpu_ms on) + $(cpu_ms off)))
+        sleep 0.5
+        b=$(($(cpu_ms on) + $(cpu_ms off)))
+        [ $((b - a)) -lt 20 ] && return 0
+    done
+}
+
 declare -A times cpus
-run() {
-    local name=$1 side=$2 mnt=$tmp/$2 t0 t1 c0 c1
+prepare() { # NAME SIDE: the workload's directory, fresh, with its inputs
+    local name=$1 mnt=$tmp/$2
     rm -rf "${mnt:?}/$name"
     mkdir -p "$mnt/$name"
     case $name in
@@ -111,32 +138,53 @@ run() {
     build) cp "$tmp"/src/proj/* "$mnt/build/" ;;
     within) cp -r "$tmp/src/files" "$mnt/within/src" ;;
     esac
-    sync
-    c0=$(cpu_ms "$side")
-    t0=$(date +%s%N)
+}
+work() { # NAME SIDE: the workload itself
+    local name=$1 mnt=$tmp/$2
     case $name in
     copy) cp -r "$tmp/src/files" "$mnt/copy/" ;;
     python) /usr/bin/python3 "$tmp/src/pipeline.py" "$mnt/python" "$loops" ;;
     build) make -s -C "$mnt/build" -j2 >/dev/null ;;
     within) cp -r "$mnt/within/src" "$mnt/within/dst" ;;
     esac
+}
+timed() { # NAME SIDE KEY: runs the workload, notes its time and the daemon's CPU
+    local t0 t1 c0 c1
+    c0=$(cpu_ms "$2")
+    t0=$(date +%s%N)
+    work "$1" "$2" </dev/null
     t1=$(date +%s%N)
-    c1=$(cpu_ms "$side")
-    times[$name.$side]+="$(((t1 - t0) / 1000000)) "
-    cpus[$name.$side]+="$((c1 - c0)) "
+    c1=$(cpu_ms "$2")
+    echo "$3 $(((t1 - t0) / 1000000)) $((c1 - c0))" >>"$tmp/figures"
 }
 
-workloads="copy python build within"
+: >"$tmp/figures"
 for name in $workloads; do
     for r in $(seq 1 "$rounds"); do
-        # alternate which side goes first
+        # one side after the other, which goes first alternating
         if [ $((r % 2)) = 1 ]; then order="on off"; else order="off on"; fi
         for side in $order; do
-            progress "$name: round $r/$rounds, capture $side"
-            run "$name" "$side"
+            progress "$name: round $r/$rounds, capture $side alone"
+            prepare "$name" "$side"
+            sync
+            quiesce
+            timed "$name" "$side" "seq.$name.$side"
         done
+        # both sides at the same moment: the machine is the same for both
+        progress "$name: round $r/$rounds, both sides at once"
+        prepare "$name" on
+        prepare "$name" off
+        sync
+        quiesce
+        timed "$name" on "both.$name.on" &
+        timed "$name" off "both.$name.off" &
+        wait
     done
 done
+while read -r key ms cpu; do
+    times[$key]+="$ms "
+    cpus[$key]+="$cpu "
+done <"$tmp/figures"
 [ -t 2 ] && printf '\r%-70s\r' '' >&2
 
 records=$("$METAFS" changelog "$tmp/vol-on" --json | grep -Ec '"op":"(used|generated|process)"|"file_version"' || true)
@@ -150,20 +198,26 @@ what = {"copy": "cp -r of %s small files" % files, "python": "%s rounds of 20 re
         "build": "make -j2 of %d C files" % (int(units) + 1),
         "within": "cp -r of %s files inside the mount" % files}
 res = {"rounds": int(rounds), "provenance_records": int(records), "workloads": {}}
-print("%-7s %10s %10s %8s %16s %9s   %s" % ("", "capture", "off", "ratio", "round ratios", "CPU ratio", ""))
-print("%-7s %10s %10s %8s %16s %9s   %s" % ("", "ms", "ms", "median", "low..high", "daemon", "(medians of %s rounds)" % rounds))
+print("ratio capture/off: the median of the rounds' ratios, with the lowest and highest; medians of %s rounds" % rounds)
+print("%-7s %-9s %10s %10s %8s %16s %10s" % ("", "", "capture", "off", "ratio", "low..high", "daemon CPU"))
 for name in ("copy", "python", "build", "within"):
-    on, off = times[name + ".on"], times[name + ".off"]
-    ratios = sorted(a / b for a, b in zip(on, off))
-    con, coff = cpus[name + ".on"], cpus[name + ".off"]
-    cpu = statistics.median(con) / statistics.median(coff) if statistics.median(coff) else 0
-    w = {"what": what[name], "capture_ms": on, "off_ms": off, "capture_median_ms": statistics.median(on),
-         "off_median_ms": statistics.median(off), "ratio_median": statistics.median(ratios),
-         "ratio_low": ratios[0], "ratio_high": ratios[-1], "daemon_cpu_capture_ms": con,
-         "daemon_cpu_off_ms": coff, "daemon_cpu_ratio": cpu}
-    res["workloads"][name] = w
-    print("%-7s %10d %10d %8.3f %7.3f..%-7.3f %9.3f   %s" % (name, w["capture_median_ms"], w["off_median_ms"],
-          w["ratio_median"], w["ratio_low"], w["ratio_high"], cpu, what[name]))
+    if "seq.%s.on" % name not in times:
+        continue
+    res["workloads"][name] = {"what": what[name]}
+    for mode, label in (("seq", "alone"), ("both", "together")):
+        on, off = times["%s.%s.on" % (mode, name)], times["%s.%s.off" % (mode, name)]
+        ratios = sorted(a / b for a, b in zip(on, off))
+        con, coff = cpus["%s.%s.on" % (mode, name)], cpus["%s.%s.off" % (mode, name)]
+        cpu = statistics.median(con) / statistics.median(coff) if statistics.median(coff) else 0
+        w = {"capture_ms": on, "off_ms": off, "capture_median_ms": statistics.median(on),
+             "off_median_ms": statistics.median(off), "ratio_median": statistics.median(ratios),
+             "ratio_low": ratios[0], "ratio_high": ratios[-1], "daemon_cpu_capture_ms": con,
+             "daemon_cpu_off_ms": coff, "daemon_cpu_ratio": cpu}
+        res["workloads"][name][label] = w
+        print("%-7s %-9s %10d %10d %8.3f %7.3f..%-7.3f %10.3f" % (name if mode == "seq" else "", label,
+              w["capture_median_ms"], w["off_median_ms"], w["ratio_median"], w["ratio_low"], w["ratio_high"], cpu))
+    print("%-7s %s" % ("", what[name]))
+print("alone: one side after the other (which first alternates); together: both at once, sharing the machine")
 print("provenance records written on the capturing volume: %s" % records)
 json.dump(res, open(out, "w"), indent=1)
 PYEOF
