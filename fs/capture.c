@@ -3,12 +3,15 @@
  * Provenance capture.
  *
  * A FUSE request carries the caller's thread id. A process is known by
- * (pid, start time) from /proc/TID/stat, so a reused pid is a new process;
- * every lookup checks the start time, the executable and the command name
- * again, so an exec makes a new process too (same pid and start time, a new
- * program). Processes are read from /proc when they first open a file, while
- * they are sure to be alive: a short-lived one may be gone by the time its
- * last close arrives.
+ * (pid, start time) from /proc/TID/stat, so a reused pid is a new process:
+ * a thread seen before is known again while a pidfd of it polls quiet (it
+ * has not ended, so its id was not reused). An exec makes a new process
+ * too (same pid and start time, a new program), which a shell's or job
+ * runner's thread is checked for at each request (its executable); the
+ * thread of any other program keeps its process until it ends. Processes
+ * are read from /proc when they first open a file, while they are sure to
+ * be alive: a short-lived one may be gone by the time its last close
+ * arrives.
  */
 #include "capture.h"
 #include "common.h"
@@ -606,15 +609,32 @@ struct cap_proc *capture_proc(struct capture *c, uint32_t tid)
 {
 	if (tid == 0 || tid == (uint32_t)c->self)
 		return NULL;
+	/* a thread seen before and still alive (its pidfd is quiet), of a
+	 * program other than a shell or job runner: known without reading
+	 * /proc again. Such a program rarely execs another, and if it does
+	 * the new one goes on with its job (see proc_read): only the name a
+	 * use is shown under would be the older program's. */
+	pthread_mutex_lock(&c->lock);
+	struct tid_ent **slot = &c->tids[tid % TID_SLOTS], *e;
+	for (e = *slot; e; e = e->next)
+		if (e->tid == tid)
+			break;
+	if (e && e->pidfd >= 0 && !e->proc->runner && pidfd_alive(e->pidfd)) {
+		struct cap_proc *p = e->proc;
+		p->refs++;
+		pthread_mutex_unlock(&c->lock);
+		return p;
+	}
+	pthread_mutex_unlock(&c->lock);
 	char exe[PATH_MAX];
 	if (!read_link_buf(tid, "exe", exe, sizeof exe))
 		return NULL; /* a kernel thread, or gone */
-	/* a thread seen before, still alive (its pidfd is quiet) and running
-	 * the same program (an exec changes it): known without reading /proc
-	 * again. The executable is read first: if the thread was alive at the
-	 * poll, the link read before belonged to it. */
+	/* a shell or runner, still alive and running the same program (an
+	 * exec changes it: `cmd > f` opens f in the shell's child, which
+	 * then becomes cmd). The executable is read first: if the thread was
+	 * alive at the poll, the link read before belonged to it. */
 	pthread_mutex_lock(&c->lock);
-	struct tid_ent **slot = &c->tids[tid % TID_SLOTS], *e;
+	slot = &c->tids[tid % TID_SLOTS];
 	for (e = *slot; e; e = e->next)
 		if (e->tid == tid)
 			break;
