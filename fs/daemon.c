@@ -18,6 +18,7 @@
 #include "capture.h"
 #include "invalidate.h"
 #include "locks.h"
+#include "lockwait.h"
 #include "nodes.h"
 #include "common.h"
 
@@ -47,6 +48,7 @@ struct mfs_fs {
 	bool strict;
 	unsigned inval_poll_ms;
 	struct inval *inval; /* following other mounts' changes (shared) */
+	struct lockwait *lockwait; /* lock requests waiting (locks in the store) */
 	/* shared volumes: an inode's first open here and its last close, with
 	 * their transactions, one at a time (see hold_open) */
 	pthread_mutex_t hold_lock[HOLD_LOCKS];
@@ -1109,6 +1111,8 @@ static void drop_locks(struct mfs_fs *fs, struct node *n, uint32_t kind, uint64_
 	if (!any)
 		return;
 	int rc = ns_lock_release(fs->vol, n->ino, kind, owner);
+	if (!rc && fs->lockwait)
+		lockwait_kick(fs->lockwait, n->ino);
 	if (rc && rc != -ENOENT)
 		log_error("inode %llu: cannot drop the %s locks of a closed file: %s", (unsigned long long)n->ino,
 			  kind == MFS_LOCK_POSIX ? "fcntl" : "flock", strerror(-rc));
@@ -1193,57 +1197,62 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 	fuse_reply_lock(req, lock);
 }
 
-/* Takes a lock, waiting (wait) while another owner's conflicts, until the
- * caller is interrupted (a signal: EINTR). */
-static int take_lock(fuse_req_t req, fuse_ino_t ino, uint32_t kind, uint64_t owner, uint32_t type, uint64_t start,
-		     uint64_t end, bool wait)
+/* Notes on the node that locks of kind were taken on it through this mount,
+ * so that closes drop them. */
+static void mark_locked(struct mfs_fs *fs, uint64_t ino, uint32_t kind)
+{
+	struct node *n = node_get(&fs->nodes, ino, true);
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (kind == MFS_LOCK_POSIX)
+		n->posix_locks = true;
+	else
+		n->flock_locks = true;
+	pthread_mutex_unlock(&n->lock);
+	release_node(fs, n, 0, 0);
+}
+
+static void lock_granted(void *arg, uint64_t ino, uint32_t kind)
+{
+	mark_locked(arg, ino, kind);
+}
+
+/* Takes, changes or lets go a lock and answers req. A lock another owner
+ * holds is refused at once (EAGAIN) unless the caller waits (wait): then
+ * the request is queued (lockwait.h) and answered when the lock is taken
+ * or the caller is interrupted, without keeping this worker thread. */
+static void take_lock(fuse_req_t req, fuse_ino_t ino, uint32_t kind, uint64_t owner, uint32_t type, uint64_t start,
+		      uint64_t end, bool wait)
 {
 	struct mfs_fs *fs = FS(req);
-	unsigned pause_us = 1000;
-	int rc;
-	for (;;) {
-		rc = ns_lock_set(fs->vol, ino, kind, owner, fuse_req_ctx(req)->pid, type, start, end);
-		if (rc != -EAGAIN || !wait)
-			break;
-		if (fuse_req_interrupted(req)) {
-			rc = -EINTR;
-			break;
-		}
-		/* the holder may be on another host: it is asked again, less
-		 * often the longer it holds on */
-		mfs_sleep_us(pause_us);
-		if (pause_us < 100000)
-			pause_us *= 2;
-	}
-	if (!rc && type != F_UNLCK) {
-		struct node *n = node_get(&fs->nodes, ino, true);
-		if (n) {
-			pthread_mutex_lock(&n->lock);
-			if (kind == MFS_LOCK_POSIX)
-				n->posix_locks = true;
-			else
-				n->flock_locks = true;
-			pthread_mutex_unlock(&n->lock);
-			release_node(fs, n, 0, 0);
-		}
-	}
-	return rc;
+	uint32_t pid = fuse_req_ctx(req)->pid;
+	int rc = ns_lock_set(fs->vol, ino, kind, owner, pid, type, start, end);
+	if (rc == -EAGAIN && wait && fs->lockwait &&
+	    lockwait_add(fs->lockwait, req, ino, kind, owner, pid, type, start, end) == 0)
+		return;
+	if (!rc && type != F_UNLCK)
+		mark_locked(fs, ino, kind);
+	/* an unlock, or a lock made smaller or shared: waiters ask again */
+	if (!rc && fs->lockwait)
+		lockwait_kick(fs->lockwait, ino);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock, int sleep)
 {
 	uint64_t start, end;
 	int rc = lock_range(lock, &start, &end);
-	if (!rc)
-		rc = take_lock(req, ino, MFS_LOCK_POSIX, fi->lock_owner, (uint32_t)lock->l_type, start, end, sleep);
-	fuse_reply_err(req, -rc);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		take_lock(req, ino, MFS_LOCK_POSIX, fi->lock_owner, (uint32_t)lock->l_type, start, end, sleep);
 }
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
 	uint32_t type = (op & LOCK_SH) ? F_RDLCK : (op & LOCK_EX) ? F_WRLCK : F_UNLCK;
-	int rc = take_lock(req, ino, MFS_LOCK_FLOCK, fi->lock_owner, type, 0, MFS_LOCK_EOF, !(op & LOCK_NB));
-	fuse_reply_err(req, -rc);
+	take_lock(req, ino, MFS_LOCK_FLOCK, fi->lock_owner, type, 0, MFS_LOCK_EOF, !(op & LOCK_NB));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -1551,6 +1560,15 @@ int mfs_fs_run(struct mfs_fs *fs)
 	 * on locks or the disk */
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	if (ns_locks_shared(fs->vol)) {
+		int rc = lockwait_start(fs->vol, lock_granted, fs, &fs->lockwait);
+		if (rc) {
+			fuse_loop_cfg_destroy(cfg);
+			fuse_remove_signal_handlers(fs->se);
+			log_error("cannot start the thread for waiting locks: %s", strerror(-rc));
+			return rc;
+		}
+	}
 	if (fs->shared) {
 		struct inval_target t = { .vol = fs->vol, .se = fs->se, .nodes = &fs->nodes, .cap = fs->cap,
 					  .poll_ms = fs->inval_poll_ms };
@@ -1560,6 +1578,8 @@ int mfs_fs_run(struct mfs_fs *fs)
 				  "after the entry and attribute timeouts", strerror(-rc));
 	}
 	int rc = fuse_session_loop_mt(fs->se, cfg);
+	lockwait_stop(fs->lockwait);
+	fs->lockwait = NULL;
 	if (fs->inval) {
 		uint64_t records, notices;
 		inval_counts(fs->inval, &records, &notices);

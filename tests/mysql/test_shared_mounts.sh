@@ -11,6 +11,8 @@
 #    unlink, append and setxattr still show on B within a few seconds: B
 #    follows the changelog and drops what the kernel cached;
 #  - with -o strict, every change shows at once;
+#  - locks are coherent across mounts, and waiting ones do not stop a
+#    mount answering, however many wait;
 #  - a bad timeout option is refused.
 # Run by tests/mysql/with_mariadb.sh, which sets METAFS_TEST_MYSQL.
 source "$(dirname "$0")/../e2e/lib.sh"
@@ -159,6 +161,36 @@ wait "$holder" || true
 flock -n -x "$B/lk" true || fail "flock -x on B fails after A let go"
 # shared locks share
 flock -s "$A/lk" -c "flock -n -s '$B/lk' true" || fail "two flock -s on A and B conflict"
+
+# many waiters: more processes wait on B than B has worker threads (16);
+# B goes on answering meanwhile, a waiter killed by a signal leaves at once,
+# and every other waiter gets the lock in turn once A lets go
+flock -x "$A/lk" -c "touch '$E2E_TMP/held2'; sleep 4" &
+holder=$!
+E2E_PIDS+=("$holder")
+wait_for "flock taken on A again" '[ -e "$E2E_TMP/held2" ]' >/dev/null
+waiters=()
+for i in $(seq 1 24); do
+    timeout 60 flock -x "$B/lk" -c "echo $i >>'$E2E_TMP/turns'" &
+    waiters+=($!)
+done
+E2E_PIDS+=("${waiters[@]}")
+sleep 0.5
+t0=$(now_ms)
+timeout 5 ls "$B" >/dev/null || fail "B stops answering while 24 processes wait for a lock on it"
+timeout 5 stat "$B/lk" >/dev/null || fail "stat on B hangs while 24 processes wait for a lock on it"
+note "ls and stat on B with 24 lock waiters: $(($(now_ms) - t0)) ms"
+t0=$(now_ms)
+rc=0
+timeout -s TERM 1 flock -x "$B/lk" true || rc=$?
+[ "$rc" = 124 ] || fail "a waiting flock killed by SIGTERM ended with $rc, not 124"
+[ $(($(now_ms) - t0)) -lt 3000 ] || fail "a waiting flock took $(($(now_ms) - t0)) ms to leave on SIGTERM"
+for p in "${waiters[@]}"; do
+    wait "$p" || fail "a waiting flock on B ended with $? (24 waiters)"
+done
+wait "$holder" || true
+[ "$(wc -l <"$E2E_TMP/turns")" = 24 ] || fail "$(wc -l <"$E2E_TMP/turns") of 24 waiters ran under the lock"
+flock -n -x "$B/lk" true || fail "flock -x on B fails after 24 waiters let go"
 
 # fcntl byte ranges, F_GETLK, close and kill -9 releasing, F_SETLKW interrupted
 python3 - "$A/lk" "$B/lk" "$E2E_TMP" <<'PYEOF' || fail "fcntl locks across mounts (above)"
