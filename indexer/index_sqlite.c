@@ -14,7 +14,8 @@
  *   fts    FTS5 over names, paths and xattr text (rowid = inode)
  *   fts_names  FTS5 over each name alone (rowid = names.id), so that name:
  *          matches the name being listed, not another link of the file
- *   meta   cursor, volume identity, format
+ *   meta   cursor, how far past it the indexer has read (past: a
+ *          cluster's ids have gaps), volume identity, format
  *
  * WAL mode lets `metafs find` read while the indexer writes.
  */
@@ -760,6 +761,27 @@ static int sq_cursor(struct idx_backend *b, uint64_t *seq)
 	int rc = meta_get_text(SQ(b), "cursor", v, sizeof v);
 	*seq = rc ? 0 : strtoull(v, NULL, 10);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+static int sq_set_past(struct idx_backend *b, const struct idx_past *p)
+{
+	char v[80];
+	snprintf(v, sizeof v, "%llu %llu %llu", (unsigned long long)p->cursor, (unsigned long long)p->seen,
+		 (unsigned long long)p->done);
+	return meta_set(SQ(b), "past", v);
+}
+
+static int sq_past(struct idx_backend *b, struct idx_past *p)
+{
+	char v[80];
+	int rc = meta_get_text(SQ(b), "past", v, sizeof v);
+	if (rc)
+		return rc;
+	unsigned long long c, s, d;
+	if (sscanf(v, "%llu %llu %llu", &c, &s, &d) != 3)
+		return -ENOENT;
+	*p = (struct idx_past){ c, s, d };
+	return 0;
 }
 
 static int sq_get_volume(struct idx_backend *b, char *uuid, size_t len)
@@ -1586,6 +1608,8 @@ static const struct idx_backend_ops sqlite_ops = {
 	.move_subtree = sq_move_subtree,
 	.paths_of = sq_paths_of,
 	.cursor = sq_cursor,
+	.set_past = sq_set_past,
+	.past = sq_past,
 	.get_volume = sq_get_volume,
 	.set_volume = sq_set_volume,
 	.has_attr = sq_has_attr,

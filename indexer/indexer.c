@@ -31,6 +31,7 @@ struct indexer {
 	struct cl_holes holes;
 	uint64_t *done;
 	size_t ndone, capdone;
+	uint64_t seen; /* the highest id read (struct idx_past) */
 	int64_t settle_ns;
 };
 
@@ -815,8 +816,10 @@ static void forget_beyond(struct indexer *ix, bool all)
 		if (!all && ix->done[i] > ix->cursor)
 			ix->done[k++] = ix->done[i];
 	ix->ndone = k;
-	if (all)
+	if (all) {
 		ix->holes.n = 0;
+		ix->seen = 0;
+	}
 }
 
 int indexer_step(struct indexer *ix, size_t max, size_t *applied)
@@ -857,6 +860,18 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 	uint64_t safe = b.last_seq;
 	if (!rc && b.records)
 		rc = settle(ix, &b, &safe);
+	if (!rc && b.records && b.last_seq > ix->seen)
+		ix->seen = b.last_seq;
+	if (!rc && b.records && (safe > ix->cursor || b.napplied) && s->ops->changelog_gaps &&
+	    ix->be->ops->set_past) {
+		/* for `find --consistent`: what is applied past the cursor */
+		struct idx_past p = { safe > ix->cursor ? safe : ix->cursor, 0, 0 };
+		p.seen = ix->seen > p.cursor ? ix->seen : p.cursor;
+		for (size_t i = 0; i < ix->ndone; i++)
+			if (ix->done[i] > p.cursor && ix->done[i] <= p.seen)
+				p.done++;
+		rc = ix->be->ops->set_past(ix->be, &p);
+	}
 	if (!rc && b.records && safe > ix->cursor)
 		rc = ix->be->ops->commit(ix->be, safe);
 	else if (!rc && b.records && b.napplied)
@@ -869,6 +884,10 @@ int indexer_step(struct indexer *ix, size_t max, size_t *applied)
 			ix->cursor = safe;
 		forget_beyond(ix, false);
 		*applied = b.napplied;
+	} else if (rc) {
+		/* nothing of this batch is in the index: the ids it noted as
+		 * applied past the cursor must be read and applied again */
+		forget_beyond(ix, true);
 	}
 	free(b.v);
 	free(b.slot);

@@ -103,6 +103,15 @@ typedef int (*idx_field_cb)(void *arg, const char *key, const double *num, const
 
 struct idx_backend;
 
+/* How far the index has read past its cursor, where changelog ids have gaps
+ * (a cluster): every id up to cursor was applied or given up; seen is the
+ * highest id read; done, how many ids in (cursor, seen] were applied. As
+ * the index only ever adds ids, a volume that has now exactly done records
+ * in (cursor, seen] has all of them applied. */
+struct idx_past {
+	uint64_t cursor, seen, done;
+};
+
 struct idx_backend_ops {
 	const char *name;
 	int (*begin)(struct idx_backend *b);
@@ -123,6 +132,10 @@ struct idx_backend_ops {
 	/* the indexed paths of one inode */
 	int (*paths_of)(struct idx_backend *b, uint64_t ino, name_cb cb, void *arg);
 	int (*cursor)(struct idx_backend *b, uint64_t *seq);
+	/* struct idx_past, stored in the batch committed next / read (-ENOENT:
+	 * none stored); NULL where the backend does not keep it */
+	int (*set_past)(struct idx_backend *b, const struct idx_past *p);
+	int (*past)(struct idx_backend *b, struct idx_past *p);
 	/* volume identity the index was built for */
 	int (*get_volume)(struct idx_backend *b, char *uuid, size_t len);
 	int (*set_volume)(struct idx_backend *b, const char *uuid);

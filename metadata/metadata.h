@@ -295,6 +295,10 @@ struct store_ops {
 	int (*changelog_append)(struct store_txn *t, const struct cl_rec *rec);
 	int (*changelog_read)(struct store *s, uint64_t from, changelog_cb cb, void *arg);
 	int (*changelog_bounds)(struct store *s, uint64_t *first, uint64_t *last);
+	/* How many records have ids in (after, upto], read as of now (on
+	 * Galera, after every commit the cluster made before the call). NULL
+	 * where ids have no gaps (changelog_gaps false). */
+	int (*changelog_count)(struct store *s, uint64_t after, uint64_t upto, uint64_t *n);
 
 	int (*ino_alloc)(struct store *s, uint64_t *out);
 	/* The allocator's floor: every number handed out so far (inodes and

@@ -106,6 +106,7 @@ enum {
 	S_PROV_LAST,
 	S_LOG_READ,
 	S_LOG_BOUNDS,
+	S_LOG_COUNT,
 	S_LOCK_GET,
 	S_LOCK_PUT,
 	S_INO_RESERVE,
@@ -203,6 +204,7 @@ static const char *const sql[S_COUNT] = {
 	[S_PROV_LAST] = "SELECT k, v FROM prov WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT ?",
 	[S_LOG_READ] = "SELECT seq, rec FROM changelog WHERE seq >= ? ORDER BY seq LIMIT ?",
 	[S_LOG_BOUNDS] = "SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changelog",
+	[S_LOG_COUNT] = "SELECT COUNT(*) FROM changelog WHERE seq > ? AND seq <= ?",
 	[S_LOCK_GET] = "SELECT name FROM locks WHERE name = ? FOR UPDATE",
 	[S_LOCK_PUT] = "INSERT INTO locks (name) VALUES (?)",
 	[S_INO_RESERVE] = "UPDATE counters SET value = LAST_INSERT_ID(value + ?) WHERE name = 'inohi'",
@@ -2029,6 +2031,20 @@ static int my_changelog_bounds(struct store *st, uint64_t *first, uint64_t *last
 	return 0;
 }
 
+static int my_changelog_count(struct store *st, uint64_t after, uint64_t upto, uint64_t *n)
+{
+	MYSQL_BIND p[2];
+	bu(&p[0], &after);
+	bu(&p[1], &upto);
+	struct rows rs = { 0 };
+	int rc = read_batch(MS(st), S_LOG_COUNT, p, &rs);
+	if (rc)
+		return rc;
+	*n = rs.n ? rs.r[0].u[0] : 0;
+	rows_free(&rs);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- volume-wide */
 
 /* Blocks of inode numbers come from one counter row, each mount taking a
@@ -2416,6 +2432,7 @@ static const struct store_ops mysql_ops = {
 	.changelog_append = my_changelog_append,
 	.changelog_read = my_changelog_read,
 	.changelog_bounds = my_changelog_bounds,
+	.changelog_count = my_changelog_count,
 	.ino_alloc = my_ino_alloc,
 	.ino_floor = my_ino_floor,
 	.writers = my_writers,

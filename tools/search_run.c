@@ -261,21 +261,65 @@ static bool has_attr_cb(void *arg, const char *name)
 	return be->ops->has_attr(be, name);
 }
 
-/* Waits until the index has applied everything the volume had committed. */
+/* The volume's records, for derived-from: on a backend without the graph. */
+struct records {
+	const char *vol;
+	struct mfs_volume *v;
+	bool opened, failed; /* failed: said once, not tried again */
+};
+
+/* The volume, opened read-only the first time it is needed. */
+static struct mfs_volume *records_volume(struct records *r)
+{
+	char e[512];
+	if (!r->v && !r->failed) {
+		if (mfs_open(r->vol, STORE_OPEN_READONLY, &r->v, e, sizeof e)) {
+			log_error("find: cannot open %s: %s", r->vol, e);
+			r->v = NULL;
+			r->failed = true;
+			return NULL;
+		}
+		r->opened = true;
+	}
+	return r->v;
+}
+
+/* On a cluster, whose changelog ids have gaps: true when every record now
+ * in the changelog up to last has been applied, though the cursor still
+ * waits at an older id that no commit has filled (yet: it may be a
+ * transaction still running, or an id a node never used). */
+static bool applied_past_cursor(struct idx_backend *be, struct records *recs, uint64_t last)
+{
+	struct idx_past p;
+	if (!be->ops->past || be->ops->past(be, &p) || p.seen < last || p.seen <= p.cursor)
+		return false;
+	struct mfs_volume *v = records_volume(recs);
+	uint64_t n;
+	if (!v || !v->store->ops->changelog_count || v->store->ops->changelog_count(v->store, p.cursor, p.seen, &n))
+		return false;
+	return n == p.done;
+}
 
 /* Waits until the index has applied everything the volume had committed
  * when the search started. */
-static int wait_consistent(struct idx_backend *be, const struct find_request *rq, const char *vol,
+static int wait_consistent(struct idx_backend *be, const struct find_request *rq, struct records *recs,
 			   committed_fn committed, void *carg, char *err, size_t errlen)
 {
 	double timeout = rq->timeout;
 	uint64_t last, have = 0;
 	if (committed(carg, &last, err, errlen))
 		return -1;
-	int64_t deadline = mfs_now_ns() + (int64_t)(timeout * 1e9);
+	int64_t deadline = mfs_now_ns() + (int64_t)(timeout * 1e9), next_count = 0;
 	for (;;) {
 		if (be->ops->cursor(be, &have) == 0 && have >= last)
 			return 0;
+		/* the count costs the database a range read: 20 times a second
+		 * at most */
+		if (mfs_now_ns() >= next_count) {
+			if (applied_past_cursor(be, recs, last))
+				return 0;
+			next_count = mfs_now_ns() + 50000000;
+		}
 		if (mfs_now_ns() > deadline || cancelled(rq))
 			break;
 		mfs_sleep_us(10000);
@@ -283,28 +327,15 @@ static int wait_consistent(struct idx_backend *be, const struct find_request *rq
 	snprintf(err, errlen,
 		 "the index of %s has applied changes up to %llu of %llu and did not catch up in %g s "
 		 "(is the volume mounted with its indexer, or `metafs indexer` running?)",
-		 vol, (unsigned long long)have, (unsigned long long)last, timeout);
+		 recs->vol, (unsigned long long)have, (unsigned long long)last, timeout);
 	return -1;
 }
-
-/* The volume's records, for derived-from: on a backend without the graph. */
-struct records {
-	const char *vol;
-	struct mfs_volume *v;
-	bool opened;
-};
 
 static int descendants(void *arg, uint64_t ino, struct u64_vec *out)
 {
 	struct records *r = arg;
-	char e[512];
-	if (!r->v) {
-		if (mfs_open(r->vol, STORE_OPEN_READONLY, &r->v, e, sizeof e)) {
-			log_error("find: cannot read the lineage records of %s: %s", r->vol, e);
-			return -EIO;
-		}
-		r->opened = true;
-	}
+	if (!records_volume(r))
+		return -EIO;
 	struct store_txn *t;
 	int rc = r->v->store->ops->begin_read(r->v->store, &t);
 	if (rc)
@@ -317,7 +348,7 @@ static int descendants(void *arg, uint64_t ino, struct u64_vec *out)
 int search_run(const struct find_request *rq, const struct who *w, const char *vol, struct mfs_volume *v,
 	       committed_fn committed, void *carg, FILE *out, char *err, size_t errlen)
 {
-	struct records recs = { vol, v, false };
+	struct records recs = { vol, v, false, false };
 	char ipath[PATH_MAX];
 	indexer_default_path(vol, ipath, sizeof ipath);
 	struct q_node *q = NULL;
@@ -352,7 +383,7 @@ int search_run(const struct find_request *rq, const struct who *w, const char *v
 		goto out;
 	}
 	/* wait first: a field set just before the query must be known */
-	if (rq->consistent && wait_consistent(be, rq, vol, committed, carg, err, errlen))
+	if (rq->consistent && wait_consistent(be, rq, &recs, committed, carg, err, errlen))
 		goto out;
 	if (rq->consistent && be->ops->sync && be->ops->sync(be)) {
 		snprintf(err, errlen, "find: the search cluster did not make the latest changes visible");

@@ -4,7 +4,9 @@
 # mounts of one volume whose URLs list the nodes in different orders, so that
 # mount A writes through node 1 and mount B through node 2. First, a last
 # close of a removed file through node 1 races an open of it through node 2
-# (tests/tools/hold_race): the free must be retried and keep the file. Then
+# (tests/tools/hold_race): the free must be retried and keep the file.
+# Files tagged through both mounts are found by `metafs find --consistent`
+# at once, though the changelog's ids step by the cluster's size. Then
 # a Python writer per mount creates files (appends across the inline
 # threshold, files of several chunks, renames over temporary names, mkdirs,
 # unlinks) and counts one as acknowledged only once its close (and rename)
@@ -535,6 +537,23 @@ must sh -c "echo from-b > '$B/hello-b'"
 sleep 2
 [ "$(cat "$B/hello-a" 2>&1)" = from-a ] || fail "mount B does not read A's file: $(cat "$B/hello-a" 2>&1)"
 [ "$(cat "$A/hello-b" 2>&1)" = from-b ] || fail "mount A does not read B's file: $(cat "$A/hello-b" 2>&1)"
+
+# search with --consistent: the changelog ids of the two nodes interleave,
+# and node 3's never come (AUTO_INCREMENT steps by the cluster's size); a
+# search through either mount must still see every tag set just before it
+# at once, not after those holes' settle time (15 s, over find's 10 s)
+for i in 1 2 3 4 5 6; do
+	must sh -c "echo $i > '$A/tag-a$i' && setfattr -n user.xdg.tags -v galera-a '$A/tag-a$i'"
+	must sh -c "echo $i > '$B/tag-b$i' && setfattr -n user.xdg.tags -v galera-b '$B/tag-b$i'"
+done
+for m in "$A" "$B"; do
+	t=$(now_ms)
+	got=$("$METAFS" find "$m" 'tag:galera-a OR tag:galera-b' --consistent --count 2>&1) ||
+		fail "find --consistent through $m failed after $(($(now_ms) - t)) ms: $got"
+	[ "$got" = 12 ] || fail "find --consistent through $m counts '$got' tagged files, not 12"
+	note "find --consistent through ${m##*/} answered in $(($(now_ms) - t)) ms"
+	[ $(($(now_ms) - t)) -lt 5000 ] || fail "find --consistent through $m waited $(($(now_ms) - t)) ms for ids that never come"
+done
 
 # ---------------------------------------------------------------- load on both
 
