@@ -1557,7 +1557,7 @@ int mfs_fs_run(struct mfs_fs *fs)
 	if (!cfg)
 		return -ENOMEM;
 	/* two cores: a handful of threads keeps both busy while some wait
-	 * on locks or the disk */
+	 * on the disk or the database (a waiting lock keeps none: lockwait.h) */
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	fuse_loop_cfg_set_idle_threads(cfg, 4);
 	if (ns_locks_shared(fs->vol)) {

@@ -39,7 +39,6 @@ struct lockwait {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct waiter *head, **tail;
-	size_t count;
 	bool stop;
 	pthread_t thread;
 };
@@ -63,7 +62,6 @@ static void unlink_locked(struct lockwait *lw, struct waiter *w)
 	*p = w->next;
 	if (lw->tail == &w->next)
 		lw->tail = prev ? &prev->next : &lw->head;
-	lw->count--;
 }
 
 static void on_interrupt(fuse_req_t req, void *data)
@@ -199,7 +197,6 @@ int lockwait_add(struct lockwait *lw, fuse_req_t req, uint64_t ino, uint32_t kin
 	pthread_mutex_lock(&lw->mu);
 	*lw->tail = w;
 	lw->tail = &w->next;
-	lw->count++;
 	pthread_mutex_unlock(&lw->mu);
 	/* not under the mutex: libfuse calls on_interrupt from here at once
 	 * when the caller was interrupted already */
@@ -224,12 +221,4 @@ void lockwait_kick(struct lockwait *lw, uint64_t ino)
 	if (any)
 		pthread_cond_signal(&lw->cv);
 	pthread_mutex_unlock(&lw->mu);
-}
-
-size_t lockwait_count(struct lockwait *lw)
-{
-	pthread_mutex_lock(&lw->mu);
-	size_t n = lw->count;
-	pthread_mutex_unlock(&lw->mu);
-	return n;
 }

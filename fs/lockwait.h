@@ -34,7 +34,5 @@ int lockwait_add(struct lockwait *lw, fuse_req_t req, uint64_t ino, uint32_t kin
 		 uint32_t type, uint64_t start, uint64_t end);
 /* A lock of ino was let go through this mount: its waiters ask again now. */
 void lockwait_kick(struct lockwait *lw, uint64_t ino);
-/* Requests waiting now (for the log and tests). */
-size_t lockwait_count(struct lockwait *lw);
 
 #endif

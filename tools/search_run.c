@@ -261,7 +261,9 @@ static bool has_attr_cb(void *arg, const char *name)
 	return be->ops->has_attr(be, name);
 }
 
-/* The volume's records, for derived-from: on a backend without the graph. */
+/* The volume itself, opened read-only when first needed: its lineage
+ * records for derived-from: on a backend without the graph, its changelog
+ * for --consistent on a cluster. */
 struct records {
 	const char *vol;
 	struct mfs_volume *v;
