@@ -43,13 +43,6 @@ struct lockwait {
 	pthread_t thread;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void unlink_locked(struct lockwait *lw, struct waiter *w)
 {
 	struct waiter **p = &lw->head, *prev = NULL;
@@ -99,7 +92,7 @@ static void *run(void *arg)
 	pthread_mutex_lock(&lw->mu);
 	while (!lw->stop) {
 		int64_t wake;
-		struct waiter *w = due_locked(lw, mono_ns(), &wake);
+		struct waiter *w = due_locked(lw, cl_mono_ns(), &wake);
 		if (!w) {
 			if (!wake) {
 				pthread_cond_wait(&lw->cv, &lw->mu);
@@ -120,7 +113,7 @@ static void *run(void *arg)
 				rc = -EINTR;
 		}
 		if (rc == -EAGAIN) {
-			w->due_ns = mono_ns() + (int64_t)w->pause_us * 1000;
+			w->due_ns = cl_mono_ns() + (int64_t)w->pause_us * 1000;
 			if (w->pause_us < LAST_PAUSE_US)
 				w->pause_us = w->pause_us * 2 > LAST_PAUSE_US ? LAST_PAUSE_US : w->pause_us * 2;
 			continue;
@@ -193,7 +186,7 @@ int lockwait_add(struct lockwait *lw, fuse_req_t req, uint64_t ino, uint32_t kin
 		return -ENOMEM;
 	*w = (struct waiter){ .req = req, .ino = ino, .owner = owner, .start = start, .end = end, .kind = kind,
 			      .pid = pid, .type = type, .pause_us = FIRST_PAUSE_US,
-			      .due_ns = mono_ns() + FIRST_PAUSE_US * 1000LL };
+			      .due_ns = cl_mono_ns() + FIRST_PAUSE_US * 1000LL };
 	pthread_mutex_lock(&lw->mu);
 	*lw->tail = w;
 	lw->tail = &w->next;
