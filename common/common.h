@@ -3,6 +3,7 @@
 #ifndef METAFS_COMMON_H
 #define METAFS_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -65,6 +66,9 @@ static inline uint64_t get_le64(const unsigned char *p)
 struct timespec mfs_now(void);
 int64_t mfs_now_ns(void);
 void mfs_sleep_us(unsigned us);
+/* A condition variable whose timed waits count in CLOCK_MONOTONIC time,
+ * so that a change of the wall clock neither shortens nor stretches them. */
+void mfs_cond_init_monotonic(pthread_cond_t *cv);
 
 /* Parses sizes such as 65536, 64K, 1M, 2G. Returns -1 on malformed input. */
 int mfs_parse_size(const char *s, uint64_t *out);

@@ -296,11 +296,7 @@ int capture_create(struct mfs_volume *v, struct capture **out)
 	c->vol = v;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->dir_lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->flush_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mfs_cond_init_monotonic(&c->flush_cv);
 	c->ticks = sysconf(_SC_CLK_TCK);
 	if (c->ticks <= 0)
 		c->ticks = 100;

@@ -321,11 +321,7 @@ int inval_start(const struct inval_target *t, struct inval **out)
 	}
 	/* the kernel caches nothing yet: what is committed now is seen */
 	iv->cursor = iv->high = last;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&iv->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mfs_cond_init_monotonic(&iv->cv);
 	pthread_mutex_init(&iv->mu, NULL);
 	rc = pthread_create(&iv->thread, NULL, run, iv);
 	if (rc) {

@@ -9,6 +9,7 @@
  * still waiting and is marked; not found, it was answered already.
  */
 #include "lockwait.h"
+#include "common.h"
 #include "locks.h"
 
 #include <errno.h>
@@ -139,11 +140,7 @@ int lockwait_start(struct mfs_volume *vol, lockwait_granted_fn granted, void *ar
 	lw->granted = granted;
 	lw->arg = arg;
 	lw->tail = &lw->head;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&lw->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mfs_cond_init_monotonic(&lw->cv);
 	pthread_mutex_init(&lw->mu, NULL);
 	int rc = pthread_create(&lw->thread, NULL, run, lw);
 	if (rc) {
